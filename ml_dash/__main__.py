@@ -1,0 +1,3 @@
+from ml_dash.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The producer side: ``Experiment`` writes records through a backend."""
