@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ml_dash.errors import InvalidInputError, RecordError
 from ml_dash.records import jsonio
 from ml_dash.records.clock import utc_now_iso
 from ml_dash.records.layout import ExperimentPaths
 from ml_dash.records.logs import format_log_line
-from ml_dash.records.metrics import MetricMetadata, format_metric_line, local_metric_id
+from ml_dash.records.metrics import MetricMetadata, MetricPoint, local_metric_id
 from ml_dash.records.read import Problem, iter_jsonl, load_record
-from ml_dash.records.metrics import MetricPoint
-from ml_dash.errors import InvalidInputError, RecordError
 from ml_dash.sdk.locks import lock_fd, unlock_fd
 
 __all__ = ["FLUSH_INTERVAL", "LogAppender", "MetricAppender"]

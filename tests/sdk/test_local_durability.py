@@ -52,7 +52,7 @@ def test_two_processes_appending_to_one_experiment_do_not_corrupt_it(tmp_path: P
     writers = [p.data["writer"] for p in points]
     assert writers.count("a") == writers.count("b") == 3000
     # They really ran at the same time: the two writers' lines interleave.
-    assert sum(1 for x, y in zip(writers, writers[1:]) if x != y) > 10
+    assert sum(1 for x, y in zip(writers, writers[1:], strict=False) if x != y) > 10
     logs = valid(exp_dir / "logs/logs.jsonl", LogLine)
     assert [x.sequenceNumber for x in logs] == list(range(6000))
     meta = json.loads((exp_dir / "metrics/loss/metadata.json").read_text())
