@@ -11,7 +11,11 @@ from collections.abc import Callable, Sequence
 __all__ = ["main"]
 
 # name -> (module, one-line help). Modules expose ``add_arguments(parser)`` and ``run(args) -> int``.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "upload": ("ml_dash.cli.upload", "upload local experiments to a server"),
+    "config": ("ml_dash.cli.config_cmd", "show the resolved configuration and where each value comes from"),
+    "__complete": ("ml_dash.cli.completion", ""),
+}
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -25,7 +29,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ml-dash {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+        if help_text:
+            sub.add_parser(name, help=help_text, add_help=False)
+    parser.add_argument("--completion", choices=("bash", "zsh"), help="print a shell completion script")
     return parser
 
 
@@ -45,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args:
         parser.print_help()
         return 0
-    parser.parse_args(args)  # prints help/version or a usage error (exit 2)
+    ns = parser.parse_args(args)  # prints help/version or a usage error (exit 2)
+    if ns.completion:
+        from ml_dash.cli.completion import script
+
+        print(script(ns.completion))
     return 0
 
 
@@ -60,14 +70,6 @@ def _guarded(call: Callable[[], int]) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if debug:
             raise
-        from ml_dash.errors import MLDashError
+        from ml_dash.cli.console import print_error
 
-        if isinstance(exc, MLDashError):
-            print(f"Error: {exc.message}", file=sys.stderr)
-            if exc.hint:
-                print(f"Hint: {exc.hint}", file=sys.stderr)
-            return exc.exit_code
-        print(f"Error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("Hint: this is a bug in ml-dash; rerun with ML_DASH_DEBUG=1 for the traceback and report it",
-              file=sys.stderr)
-        return 1
+        return print_error(exc)

@@ -1,0 +1,72 @@
+"""Which commands are configured declaratively, and how their keys are named outside the schema."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["GLOBAL_ENV", "CommandSpec", "config_dir", "get_spec"]
+
+# ML_DASH_* variables that are not configuration keys of a command but are known.
+GLOBAL_ENV = {
+    "ML_DASH_CONFIG_DIR": "moves ~/.ml-dash",
+    "ML_DASH_DEBUG": "show tracebacks",
+    "ML_DASH_PROFILE": "select a profile",
+    "ML_DASH_MODE": "SDK: auto, local, remote or hybrid",
+    "ML_DASH_LOCAL_PATH": "SDK: local storage root",
+    "ML_DASH_FLUSH_INTERVAL": "SDK: seconds between background flushes (remote mode)",
+    "ML_DASH_LOG_BATCH_SIZE": "SDK: log lines per request (remote mode)",
+    "ML_DASH_METRIC_BATCH_SIZE": "SDK: metric points per request (remote mode)",
+    "ML_DASH_BUFFER_ENABLED": "SDK: buffer records in a background thread",
+    "ML_DASH_SKIP_COMPAT": "tests: skip the real-0.5.8 compatibility tests",
+}
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """How one command's configuration is found: its model, YAML, file section and aliases."""
+
+    name: str
+    model_path: str  # "module:Class", imported lazily
+    primary: str  # YAML name in conf/
+    file_section: str  # section of config.json for any key
+    file_aliases: dict[str, str] = field(default_factory=dict)  # top-level config.json key -> dotted key
+    env_aliases: dict[str, str] = field(default_factory=dict)  # extra env var -> dotted key
+    env_prefix: str = "ML_DASH_"
+
+    def model(self) -> type:
+        import importlib
+
+        module, _, cls = self.model_path.partition(":")
+        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+
+_CLIENT_FILE_ALIASES = {
+    "remote_url": "remote",
+    "remote": "remote",
+    "api_key": "api_key",
+    "username": "username",
+    "user_name": "username",
+}
+
+UPLOAD = CommandSpec(
+    name="upload",
+    model_path="ml_dash.config.models:UploadConfig",
+    primary="upload",
+    file_section="upload",
+    file_aliases={**_CLIENT_FILE_ALIASES, "default_batch_size": "batch_size"},
+    env_aliases={"ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"},
+)
+
+SPECS: dict[str, CommandSpec] = {"upload": UPLOAD}
+
+
+def get_spec(name: str) -> CommandSpec:
+    return SPECS[name]
+
+
+def config_dir(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """``~/.ml-dash``, or ``ML_DASH_CONFIG_DIR``."""
+    env = os.environ if env is None else env
+    return Path(env.get("ML_DASH_CONFIG_DIR") or "~/.ml-dash").expanduser()

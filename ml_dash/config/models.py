@@ -1,0 +1,116 @@
+"""The typed schema of every command's configuration: the single source of key names,
+types, defaults, help text, classic flags and environment variable names.
+
+A field's ``json_schema_extra`` may carry ``flags`` (the classic ``--flags`` that set
+it, first one canonical) and ``secret`` (never echoed). Env var names are derived:
+``ML_DASH_`` + dotted key upper-cased with ``.`` → ``__`` (``skip.logs`` →
+``ML_DASH_SKIP__LOGS``), plus the aliases in ``ENV_ALIASES``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+
+__all__ = ["ReportConfig", "RetryConfig", "SkipConfig", "UploadConfig"]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
+
+
+def flags(*names: str, secret: bool = False) -> dict[str, object]:
+    extra: dict[str, object] = {"flags": list(names)}
+    if secret:
+        extra["secret"] = True
+    return extra
+
+
+class SkipConfig(BaseModel):
+    """What not to upload."""
+
+    model_config = _STRICT
+    logs: bool = Field(False, description="Don't upload logs.", json_schema_extra=flags("--skip-logs"))
+    metrics: bool = Field(False, description="Don't upload metrics.", json_schema_extra=flags("--skip-metrics"))
+    files: bool = Field(False, description="Don't upload files.", json_schema_extra=flags("--skip-files"))
+    params: bool = Field(False, description="Don't upload parameters.", json_schema_extra=flags("--skip-params"))
+
+
+class RetryConfig(BaseModel):
+    """How hard to try before a stream is reported as failed."""
+
+    model_config = _STRICT
+    attempts: int = Field(6, ge=1, le=100, description="Attempts per request (network errors, timeouts, 429, 5xx).",
+                          json_schema_extra=flags("--retries"))
+    backoff: float = Field(0.5, gt=0, le=60, description="First back-off in seconds; doubles per attempt, with jitter.")
+    max_backoff: float = Field(30.0, gt=0, le=600, description="Longest single back-off in seconds.")
+    timeout: float = Field(30.0, gt=0, le=3600, description="Seconds before one request times out.",
+                           json_schema_extra=flags("--timeout"))
+
+
+class ReportConfig(BaseModel):
+    """The machine-readable report of a run."""
+
+    model_config = _STRICT
+    format: Literal["none", "json"] = Field("none", description="Write a report of the run: none or json.")
+    path: Path | None = Field(None, description="Where to write the report (default: ml-dash-report.json).",
+                              json_schema_extra=flags("--report"))
+
+
+class UploadConfig(BaseModel):
+    """Configuration of ``ml-dash upload``."""
+
+    model_config = _STRICT
+
+    path: Path = Field(Path(".ml-dash"), description="Local storage directory to upload from.",
+                       json_schema_extra=flags("PATH"))
+    remote: str | None = Field(None, description="Remote server URL.", json_schema_extra=flags("--remote"))
+    api_key: SecretStr | None = Field(None, description="API key (bearer token) for the server.",
+                                      json_schema_extra=flags("--api-key", secret=True))
+    username: str | None = Field(None, description="Username for automatic authentication (an api_key wins).",
+                                 json_schema_extra=flags("--username", "--user-name"))
+    project: str | None = Field(None, description="Upload only experiments from this project.",
+                                json_schema_extra=flags("--project"))
+    experiment: str | None = Field(None, description="Upload only this experiment (requires project).",
+                                   json_schema_extra=flags("--experiment"))
+    skip: SkipConfig = Field(default_factory=SkipConfig)
+    dry_run: bool = Field(False, description="Validate and size the job; send nothing.",
+                          json_schema_extra=flags("--dry-run"))
+    strict: bool = Field(False, description="Fail on any validation problem before anything is sent.",
+                         json_schema_extra=flags("--strict"))
+    verbose: bool = Field(False, description="Show detailed progress.", json_schema_extra=flags("-v", "--verbose"))
+    batch_size: int = Field(100, gt=0, le=100_000, description="Log lines / metric points per request.",
+                            json_schema_extra=flags("--batch-size"))
+    resume: bool = Field(False, description="Resume a previous interrupted upload.",
+                         json_schema_extra=flags("--resume"))
+    state_file: Path = Field(Path(".ml-dash-upload-state.json"), description="Path of the resume state file.",
+                             json_schema_extra=flags("--state-file"))
+    workers: int = Field(4, ge=1, le=64, description="Requests in flight at once (experiments and streams).",
+                         json_schema_extra=flags("--workers"))
+    progress: Literal["auto", "rich", "plain", "none"] = Field(
+        "auto", description="Progress display: auto (rich on a terminal), rich, plain lines, or none.",
+        json_schema_extra=flags("--progress"))
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("path", "state_file")
+    @classmethod
+    def _expand_user(cls, v: Path) -> Path:
+        # A quoted '~/x' reaches us literally; bash only expands an unquoted one.
+        return v.expanduser()
+
+    @field_validator("remote")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith(("http://", "https://")) or len(v) < 8:
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+    @field_validator("experiment")
+    @classmethod
+    def _needs_project(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and not info.data.get("project"):
+            raise ValueError("experiment requires project (set project too)")
+        return v

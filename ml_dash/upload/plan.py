@@ -1,0 +1,132 @@
+"""Stage 3: the frozen plan: what will be sent, in which order and in how many requests.
+
+Per experiment, in the seed's order: create the experiment, parameters, logs,
+metrics, files (then the final status when the tree records one). The engine executes
+exactly this; ``--dry-run`` prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ml_dash.records.files import FileEntry
+from ml_dash.upload.validate import CheckedExperiment
+
+__all__ = ["ExperimentPlan", "Plan", "StreamPlan", "build_plan"]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    kind: str  # "params" | "logs" | "metric" | "file"
+    name: str
+    items: int  # parameters, log lines, metric points, or 1 for a file
+    bytes: int
+    requests: int
+    source: Path | None = None
+    file: FileEntry | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    key: str  # project/name (the state file's key)
+    display: str  # [folder/]project/name
+    project: str
+    name: str
+    path: Path
+    create_body: dict[str, Any]
+    params: dict[str, Any] | None
+    streams: tuple[StreamPlan, ...]
+    invalid_lines: int
+    skipped_files: int
+
+    def count(self, kind: str) -> int:
+        return sum(s.items for s in self.streams if s.kind == kind)
+
+    @property
+    def requests(self) -> int:
+        return 1 + sum(s.requests for s in self.streams)
+
+    @property
+    def file_bytes(self) -> int:
+        return sum(s.bytes for s in self.streams if s.kind == "file")
+
+    @property
+    def metric_count(self) -> int:
+        return sum(1 for s in self.streams if s.kind == "metric")
+
+
+@dataclass(frozen=True)
+class Plan:
+    experiments: tuple[ExperimentPlan, ...]
+    batch_size: int
+
+    @property
+    def requests(self) -> int:
+        return sum(e.requests for e in self.experiments)
+
+    def describe(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """Header and rows of the dry-run table (one row per experiment, then a total)."""
+        header = ("experiment", "params", "log lines", "metric points", "files", "bytes", "invalid lines",
+                  "requests")
+        rows = []
+        for e in self.experiments:
+            rows.append((e.display, str(e.count("params")), str(e.count("logs")), str(e.count("metric")),
+                         str(e.count("file")), human_bytes(e.file_bytes), str(e.invalid_lines), str(e.requests)))
+        if len(self.experiments) > 1:
+            rows.append(("total", *(str(sum(int(r[i]) for r in rows)) for i in (1, 2, 3, 4)),
+                         human_bytes(sum(e.file_bytes for e in self.experiments)),
+                         str(sum(e.invalid_lines for e in self.experiments)), str(self.requests)))
+        return header, rows
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"  # pragma: no cover
+
+
+def create_body(checked: CheckedExperiment) -> dict[str, Any]:
+    """``POST /projects/{p}/experiments``: the experiment's own fields, None left out."""
+    record = checked.record
+    assert record is not None
+    body: dict[str, Any] = {"name": checked.exp.experiment}
+    for key, value in (("description", record.description), ("tags", record.tags), ("bindrs", record.bindrs),
+                       ("folder", checked.exp.folder), ("metadata", record.metadata)):
+        if value is not None:
+            body[key] = value
+    return body
+
+
+def build_plan(checked: list[CheckedExperiment], *, batch_size: int, skip_params: bool = False,
+               skip_logs: bool = False, skip_metrics: bool = False, skip_files: bool = False) -> Plan:
+    plans = []
+    for c in checked:
+        streams: list[StreamPlan] = []
+        if c.params and not skip_params:
+            streams.append(StreamPlan("params", "parameters", len(c.params), 0, 1))
+        if c.logs and c.logs.valid and not skip_logs:
+            streams.append(StreamPlan("logs", "logs", c.logs.valid, c.logs.path.stat().st_size,
+                                      _ceil_div(c.logs.valid, batch_size), c.logs.path))
+        if not skip_metrics:
+            for m in c.metrics:
+                if m.valid:
+                    streams.append(StreamPlan("metric", m.name, m.valid, m.path.stat().st_size,
+                                              _ceil_div(m.valid, batch_size), m.path))
+        if not skip_files:
+            for f in c.uploadable_files:
+                streams.append(StreamPlan("file", f.entry.filename, 1, f.entry.sizeBytes, 1, f.blob, f.entry))
+        plans.append(ExperimentPlan(
+            key=c.exp.key, display=c.exp.identity.display, project=c.exp.project, name=c.exp.experiment,
+            path=c.exp.path, create_body=create_body(c), params=None if skip_params else c.params,
+            streams=tuple(streams), invalid_lines=c.invalid_lines,
+            skipped_files=sum(1 for f in c.files if f.problem)))
+    return Plan(experiments=tuple(plans), batch_size=batch_size)

@@ -1,0 +1,215 @@
+"""Stage 2: check every record of an experiment with the record models, and size it.
+
+Lenient (default): bad lines and bad files are reported with their file and line and
+will be skipped; the experiment is still uploaded. Strict: any problem makes the
+experiment invalid, and the command stops before anything is sent. Files must exist
+inside ``files/`` with the size and sha256 the manifest records; soft-deleted files
+are not uploaded. JSONL is streamed: memory stays flat however large the tree is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ml_dash.errors import InvalidInputError, RecordError
+from ml_dash.records.experiment import ExperimentRecord
+from ml_dash.records.files import FileEntry, FilesManifest
+from ml_dash.records.logs import LogLine
+from ml_dash.records.metrics import MetricPoint
+from ml_dash.records.parameters import ParametersRecord
+from ml_dash.records.read import Problem, iter_jsonl, load_record
+from ml_dash.sdk.files_util import sha256_file
+from ml_dash.upload.discover import DiscoveredExperiment
+
+__all__ = ["CheckedExperiment", "ExperimentValidator", "FileCheck", "StreamCheck", "ValidationResult"]
+
+SAMPLE = 5  # invalid line numbers shown per stream
+
+
+@dataclass
+class StreamCheck:
+    """One JSONL stream (the logs, or one metric): how many lines are usable."""
+
+    name: str
+    path: Path
+    valid: int = 0
+    invalid: int = 0
+    sample: list[Problem] = field(default_factory=list)
+
+    @property
+    def sample_lines(self) -> list[int]:
+        return [p.line for p in self.sample]
+
+
+@dataclass
+class FileCheck:
+    entry: FileEntry
+    blob: Path | None
+    problem: str | None = None
+
+
+@dataclass
+class CheckedExperiment:
+    """The validation result of one experiment (``ValidationResult`` in the seed's API)."""
+
+    exp: DiscoveredExperiment
+    record: ExperimentRecord | None = None
+    params: dict[str, Any] | None = None
+    logs: StreamCheck | None = None
+    metrics: list[StreamCheck] = field(default_factory=list)
+    files: list[FileCheck] = field(default_factory=list)
+    deleted_files: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # file:line: problem, for -v
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def valid_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.record is not None:
+            data["metadata"] = self.record.to_json_dict()
+        if self.params is not None:
+            data["parameters"] = self.params
+        return data
+
+    @property
+    def uploadable_files(self) -> list[FileCheck]:
+        return [f for f in self.files if f.problem is None]
+
+    @property
+    def file_bytes(self) -> int:
+        return sum(f.entry.sizeBytes for f in self.uploadable_files)
+
+    @property
+    def invalid_lines(self) -> int:
+        return (self.logs.invalid if self.logs else 0) + sum(m.invalid for m in self.metrics)
+
+    @property
+    def metric_points(self) -> int:
+        return sum(m.valid for m in self.metrics)
+
+
+ValidationResult = CheckedExperiment
+
+
+def _scan(path: Path, model: type, name: str) -> StreamCheck:
+    check = StreamCheck(name=name, path=path)
+    for _, rec in iter_jsonl(path, model):
+        if isinstance(rec, Problem):
+            check.invalid += 1
+            if len(check.sample) < SAMPLE:
+                check.sample.append(rec)
+        else:
+            check.valid += 1
+    return check
+
+
+def _lines_message(what: str, check: StreamCheck, strict: bool) -> str:
+    suffix = "" if strict else " - will skip these"
+    return f"{what} has {check.invalid} invalid lines (e.g., {check.sample_lines}...){suffix}"
+
+
+class ExperimentValidator:
+    """``ExperimentValidator(strict=False).validate_experiment(exp)`` as in the seed."""
+
+    def __init__(self, strict: bool = False, verify_checksums: bool = True) -> None:
+        self.strict = strict
+        self.verify_checksums = verify_checksums
+
+    def _problem(self, result: CheckedExperiment, lenient_text: str, strict_text: str | None = None) -> None:
+        if self.strict:
+            result.errors.append(strict_text or lenient_text.replace(" (will skip)", ""))
+        else:
+            result.warnings.append(lenient_text)
+
+    def validate_experiment(self, exp: DiscoveredExperiment) -> CheckedExperiment:
+        result = CheckedExperiment(exp=exp)
+        paths = exp.paths
+        try:
+            result.record = load_record(paths.experiment_json, ExperimentRecord)
+        except RecordError as exc:
+            result.errors.append(f"experiment.json is invalid: {exc.message}")
+            return result
+        self._check_params(result)
+        if paths.logs_jsonl.is_file():
+            result.logs = _scan(paths.logs_jsonl, LogLine, "logs")
+            if result.logs.invalid:
+                self._problem(result, _lines_message("logs.jsonl", result.logs, False),
+                              _lines_message("logs.jsonl", result.logs, True))
+                result.details += [str(p) for p in result.logs.sample]
+        for name in exp.metric_names:
+            check = _scan(paths.metrics_dir / name / "data.jsonl", MetricPoint, name)
+            result.metrics.append(check)
+            if check.invalid:
+                self._problem(result, _lines_message(f"metric '{name}'", check, False),
+                              _lines_message(f"metric '{name}'", check, True))
+                result.details += [str(p) for p in check.sample]
+        self._check_files(result)
+        return result
+
+    def _check_params(self, result: CheckedExperiment) -> None:
+        path = result.exp.paths.parameters_json
+        if not path.is_file():
+            return
+        try:
+            result.params = load_record(path, ParametersRecord).data
+        except RecordError as exc:
+            self._problem(result, f"parameters.json is invalid: {exc.message.split(': ', 1)[-1]} (will skip)")
+            result.details.append(exc.message)
+
+    def _check_files(self, result: CheckedExperiment) -> None:
+        paths = result.exp.paths
+        if not paths.files_manifest.is_file():
+            return
+        try:
+            manifest = load_record(paths.files_manifest, FilesManifest)
+        except RecordError as exc:
+            self._problem(result, f"files/.files_metadata.json is invalid: {exc.message.split(': ', 1)[-1]} "
+                                  "(will skip all files)")
+            result.details.append(exc.message)
+            return
+        files_root = paths.files_dir.resolve()
+        for entry in manifest.files:
+            if entry.deleted:
+                result.deleted_files += 1  # soft-deleted: kept on disk, never uploaded
+                continue
+            check = FileCheck(entry=entry, blob=None)
+            check.problem = self._file_problem(entry, paths.files_dir, files_root, check)
+            result.files.append(check)
+            if check.problem:
+                self._problem(result, f"file {entry.path.rstrip('/')}/{entry.filename}: {check.problem} "
+                                      "(will skip)")
+
+    def _file_problem(self, entry: FileEntry, files_dir: Path, files_root: Path, check: FileCheck) -> str | None:
+        try:
+            blob = files_dir / _relpath(entry)
+        except InvalidInputError as exc:
+            return exc.message
+        try:
+            resolved = blob.resolve()
+            resolved.relative_to(files_root)
+        except ValueError:
+            return f"{blob} leaves the files directory (symlink); refused"
+        check.blob = blob
+        if not blob.is_file():
+            return f"missing on disk ({blob.relative_to(files_dir.parent)})"
+        size = blob.stat().st_size
+        if size != entry.sizeBytes:
+            return f"size on disk is {size} bytes, the manifest says {entry.sizeBytes}"
+        if self.verify_checksums:
+            digest, _ = sha256_file(blob)
+            if digest != entry.checksum:
+                return "sha256 on disk does not match the manifest (the file changed or is corrupt)"
+        return None
+
+
+def _relpath(entry: FileEntry) -> Path:
+    from ml_dash.records.layout import blob_relpath
+
+    return Path(blob_relpath(entry.path, entry.id, entry.filename))
