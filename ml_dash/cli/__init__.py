@@ -67,6 +67,10 @@ def _guarded(call: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `ml-dash ... | head`: the reader left; stop quietly like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if debug:
             raise

@@ -41,35 +41,12 @@ def run(cfg: UploadConfig) -> int:
         print_warning(problem)
     experiments = found.experiments
     if not experiments:
-        if cfg.project and cfg.experiment:
-            print(f"No experiment found: {cfg.project}/{cfg.experiment}")
-        elif cfg.project:
-            print(f"No experiments found in project: {cfg.project}")
-        else:
-            print("No experiments found in local storage")
+        print(_nothing_found(cfg))
         return 1
     print(f"Found {len(experiments)} experiment(s) to upload")
     validator = ExperimentValidator(strict=cfg.strict)
     checked = [validator.validate_experiment(e) for e in experiments]
-    if cfg.verbose or cfg.dry_run:
-        print("\nDiscovered experiments:")
-        for c in checked:
-            print(f"  • {c.exp.identity.display} ({_summary(c)})")
-    print("\nValidating experiments...")
-    invalid = 0
-    for c in checked:
-        if c.errors:
-            invalid += 1
-            print(f"  ✗ {c.exp.identity.display}:")
-            for line in c.errors:
-                print(f"      {line}")
-        elif c.warnings and (cfg.verbose or cfg.dry_run):
-            print(f"  ⚠ {c.exp.identity.display}:")
-            for line in c.warnings:
-                print(f"      {line}")
-        if cfg.verbose and (c.errors or c.warnings):
-            for detail in c.details:
-                print(f"        {detail}")
+    invalid = _print_validation(checked, cfg)
     valid = [c for c in checked if c.is_valid]
     if invalid:
         print(f"\n{invalid} experiment(s) failed validation and will be skipped")
@@ -93,6 +70,36 @@ def run(cfg: UploadConfig) -> int:
 
     raise MLDashError("uploading to a server is not available in this build yet",
                       hint="use --dry-run to validate and size the upload")
+
+
+def _nothing_found(cfg: UploadConfig) -> str:
+    if cfg.project and cfg.experiment:
+        return f"No experiment found: {cfg.project}/{cfg.experiment}"
+    if cfg.project:
+        return f"No experiments found in project: {cfg.project}"
+    return "No experiments found in local storage"
+
+
+def _print_validation(checked: list, cfg: UploadConfig) -> int:
+    """The discovery bullets and the validation block; returns how many are invalid."""
+    if cfg.verbose or cfg.dry_run:
+        print("\nDiscovered experiments:")
+        for c in checked:
+            print(f"  • {c.exp.identity.display} ({_summary(c)})")
+    print("\nValidating experiments...")
+    invalid = 0
+    for c in checked:
+        shown = c.errors or (c.warnings if cfg.verbose or cfg.dry_run else [])
+        if not shown:
+            continue
+        invalid += bool(c.errors)
+        print(f"  {'✗' if c.errors else '⚠'} {c.exp.identity.display}:")
+        for line in shown:
+            print(f"      {line}")
+        if cfg.verbose:
+            for detail in c.details:
+                print(f"        {detail}")
+    return invalid
 
 
 def _summary(c: object) -> str:

@@ -143,18 +143,20 @@ class Experiment:
         self._write_protected = _write_protected
         self._is_open = False
         self._backend: Backend
-        if remote is not None:
+        from ml_dash.config.sdk import choose_mode
+
+        # Explicit arguments decide; without them ML_DASH_* (or DREAMLAKE_*) variables do.
+        choice = choose_mode(remote, local_path, api_key, user_name)
+        self.mode = choice.mode
+        if choice.mode != "local":
             raise InvalidInputError(
-                "remote mode is not available in this version of ml-dash",
+                f"{choice.mode} mode is not available in this version of ml-dash",
                 hint="log locally with local_path=... and send the tree later with `ml-dash upload`",
             )
-        if local_path is None:
-            raise InvalidInputError("no storage given: pass local_path= (or remote=)",
-                                    hint="e.g. Experiment(name=..., project=..., local_path='.ml-dash')")
         from ml_dash.sdk.backends.local import LocalBackend
 
-        self.mode = "local"
-        self.local_path = Path(local_path)
+        assert choice.local_path is not None
+        self.local_path = choice.local_path
         self._backend = LocalBackend(self.local_path)
         self._spec = ExperimentSpec(name=self.name, project=self.project, folder=folder,
                                     description=description, tags=tags, bindrs=bindrs, metadata=metadata)
