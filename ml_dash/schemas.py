@@ -24,6 +24,13 @@ def generate() -> dict[str, str]:
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://ml-dash.dev/schemas/records/{name}.schema.json"
         out[f"records/{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    from ml_dash.config.commands import SPECS
+
+    for name, spec in SPECS.items():
+        schema = spec.model().model_json_schema()
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://ml-dash.dev/schemas/config/{name}.schema.json"
+        out[f"config/{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True, default=str) + "\n"
     return out
 
 
