@@ -59,7 +59,15 @@ UPLOAD = CommandSpec(
     env_aliases={"ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"},
 )
 
-SPECS: dict[str, CommandSpec] = {"upload": UPLOAD}
+SERVE = CommandSpec(
+    name="serve",
+    model_path="ml_dash.config.models:ServeConfig",
+    primary="serve",
+    file_section="server",
+    env_prefix="ML_DASH_SERVER_",
+)
+
+SPECS: dict[str, CommandSpec] = {"upload": UPLOAD, "serve": SERVE}
 
 
 def get_spec(name: str) -> CommandSpec:

@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-__all__ = ["ReportConfig", "RetryConfig", "SkipConfig", "UploadConfig"]
+__all__ = ["ReportConfig", "RetryConfig", "ServeConfig", "ServerAuthConfig", "ServerLimitsConfig", "SkipConfig",
+           "UploadConfig"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
 
@@ -114,3 +115,45 @@ class UploadConfig(BaseModel):
         if v is not None and not info.data.get("project"):
             raise ValueError("experiment requires project (set project too)")
         return v
+
+
+class ServerAuthConfig(BaseModel):
+    """Who may talk to the server."""
+
+    model_config = _STRICT
+    secret: SecretStr | None = Field(None, description="HS256 secret for username tokens (default: generated in "
+                                                       "the data dir on first start).",
+                                     json_schema_extra={"secret": True})
+    legacy_username_tokens: bool | None = Field(
+        None, description="Accept username tokens signed with ml-dash 0.5.x's built-in secret (default: only "
+                          "when bound to a loopback address).")
+
+
+class ServerLimitsConfig(BaseModel):
+    model_config = _STRICT
+    max_json_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest JSON request body (413 above).")
+    max_file_bytes: int = Field(100 * 1024**3, gt=0, description="Largest uploaded file (413 above).")
+
+
+class ServeConfig(BaseModel):
+    """Configuration of ``ml-dash serve``."""
+
+    model_config = _STRICT
+    host: str = Field("127.0.0.1", description="Address to bind.", json_schema_extra=flags("--host"))
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind (0: any free port).",
+                      json_schema_extra=flags("--port"))
+    data_dir: Path | None = Field(None, description="Where the embedded database and blobs live (default: "
+                                                    "~/.ml-dash/server).", json_schema_extra=flags("--data-dir"))
+    db: str | None = Field(None, description="Metadata store URL: sqlite:///path or postgresql://... "
+                                             "(default: SQLite in the data dir).", json_schema_extra=flags("--db"))
+    blobs: str | None = Field(None, description="Blob store URL: file:///dir or s3://bucket/prefix "
+                                                "(default: a directory in the data dir).",
+                              json_schema_extra=flags("--blobs"))
+    log_requests: bool = Field(True, description="One JSON line per request on stderr.")
+    auth: ServerAuthConfig = Field(default_factory=ServerAuthConfig)
+    limits: ServerLimitsConfig = Field(default_factory=ServerLimitsConfig)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else v

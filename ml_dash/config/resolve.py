@@ -191,7 +191,7 @@ def resolve(
         data = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise ConfigValidationError([_hydra_problem(exc, spec, ovs, known, sorted(available))],
-                                    hint="see `ml-dash upload --help` for every key") from None
+                                    hint=f"see `ml-dash {spec.name} --help` for every key") from None
     finally:
         GlobalHydra.instance().clear()
 

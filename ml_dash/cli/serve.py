@@ -1,0 +1,116 @@
+"""``ml-dash serve``: the server (SQLite + blob directory by default), and its API keys.
+
+    ml-dash serve [--host 127.0.0.1] [--port 8000] [--db URL] [--blobs URL] [--data-dir DIR]
+    ml-dash serve token create NAME [--namespace NS]   # prints the key once; stored hashed
+    ml-dash serve token list
+    ml-dash serve token revoke NAME
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ml_dash.cli.configured import parse, print_help, resolve_parsed
+from ml_dash.cli.console import print_table
+from ml_dash.errors import ConfigError, MLDashError
+
+DESCRIPTION = ("Run the ml-dash server: the REST API of the ml-dash client, with SQLite and a blob directory "
+               "by default, or PostgreSQL and S3 by URL. Manage API keys with `ml-dash serve token`.")
+USAGE = "[--host H] [--port P] [--db URL] [--blobs URL] [--data-dir DIR] [key=value ...] | token create|list|revoke"
+
+
+def _state(argv: Sequence[str]) -> Any:
+    parsed = parse("serve", "ml-dash serve", argv)
+    if parsed.help:
+        print_help("serve", "ml-dash serve", DESCRIPTION, USAGE)
+        return None
+    try:
+        from ml_dash.server.state import ServerState
+    except ImportError as exc:  # fastapi/uvicorn are the `server` extra
+        raise MLDashError(f"the server needs extra packages ({exc.name} is missing)",
+                          hint="pip install 'ml-dash[server]'") from None
+    return ServerState(resolve_parsed("serve", parsed).config)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = list(argv)
+    if args[:1] == ["token"]:
+        return _token(args[1:])
+    st = _state(args)
+    if st is None:
+        return 0
+    try:
+        return _serve(st)
+    finally:
+        st.close()
+
+
+def _serve(st: Any) -> int:
+    import uvicorn
+
+    from ml_dash.server.app import create_app
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                host, port = self.servers[0].sockets[0].getsockname()[:2]
+                where = f"db {st.db_url.split('@')[-1]}, blobs {st.blobs_url}"
+                legacy = "accepted" if st.legacy_tokens else "refused"
+                print(f"ml-dash server listening on http://{host}:{port} ({where}; 0.5.x username tokens {legacy})",
+                      flush=True)
+
+    config = uvicorn.Config(create_app(st), host=st.cfg.host, port=st.cfg.port, log_level="warning",
+                            timeout_graceful_shutdown=30, access_log=False)
+    server = Server(config)
+    server.run()  # SIGINT/SIGTERM: stop accepting, finish in-flight requests, then return
+    return 0
+
+
+def _token(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: ml-dash serve token create NAME [--namespace NS] | list | revoke NAME  [server settings]")
+        return 0
+    action, rest = args[0], args[1:]
+    name = None
+    if action in ("create", "revoke"):
+        if not rest or rest[0].startswith("-") or "=" in rest[0]:
+            raise ConfigError(f"token {action} needs a NAME", hint=f"ml-dash serve token {action} alice-laptop")
+        name, rest = rest[0], rest[1:]
+    namespace = name
+    if "--namespace" in rest:
+        i = rest.index("--namespace")
+        if i + 1 >= len(rest):
+            raise ConfigError("--namespace needs a value")
+        namespace, rest = rest[i + 1], rest[:i] + rest[i + 2:]
+    st = _state(rest)
+    if st is None:
+        return 0
+    try:
+        from ml_dash.api.auth import SLUG, hash_api_key
+
+        if action == "create":
+            assert name is not None and namespace is not None
+            if not SLUG.match(namespace):
+                raise ConfigError(f"namespace {namespace!r} is not a valid name", hint="letters, digits, . _ -")
+            key = "mld_" + secrets.token_urlsafe(32)
+            st.store.create_api_key(name, namespace, hash_api_key(key))
+            print(key)
+            print(f"API key {name!r} for namespace {namespace!r} created; it is shown only once.", file=sys.stderr)
+            return 0
+        if action == "list":
+            rows = st.store.list_api_keys()
+            print_table(("name", "namespace", "created", "revoked"),
+                        [(r["name"], r["namespace"], r["created_at"], r["revoked_at"] or "-") for r in rows])
+            return 0
+        if action == "revoke":
+            if not st.store.revoke_api_key(name):
+                raise MLDashError(f"no active API key named {name!r}", hint="see: ml-dash serve token list")
+            print(f"API key {name!r} revoked")
+            return 0
+        raise ConfigError(f"unknown token action {action!r}", hint="create, list or revoke")
+    finally:
+        st.close()

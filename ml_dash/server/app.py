@@ -1,0 +1,118 @@
+"""``create_app(state)``: the REST API of the ml-dash 0.5.8 client, plus health and resume.
+
+Every route needs a bearer token except ``/health``. Errors are always
+``{"error": {"code", "message", "hint"}}`` with the status of ``api.errors``; a bad body
+is a 422 naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ml_dash import __version__
+from ml_dash.api.errors import ServerError
+from ml_dash.server.state import ServerState
+
+__all__ = ["create_app"]
+
+
+def _error(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, status_code=status)
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413, from Content-Length or while they stream in."""
+
+    def __init__(self, app: ASGIApp, json_limit: int, file_limit: int) -> None:
+        self.app = app
+        self.json_limit = json_limit
+        self.file_limit = file_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        is_file = scope["path"].endswith("/files")
+        limit = self.file_limit + 1024 * 1024 if is_file else self.json_limit  # form fields ride along
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise ServerError("payload_too_large", f"request body larger than {limit} bytes")
+            return message
+
+        await self.app(scope, counting, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = _error(413, "payload_too_large", f"request body larger than the server's limit of {limit} bytes",
+                          "send smaller batches (--batch-size) or raise limits.max_json_bytes on the server")
+        await response(scope, receive, send)
+
+
+def create_app(st: ServerState) -> FastAPI:
+    from ml_dash.server.routes import experiments, files, graphql, records
+
+    app = FastAPI(title="ml-dash", version=__version__, docs_url=None, redoc_url=None,
+                  description="The REST API of ml-dash (compatible with the ml-dash 0.5.8 client).")
+    app.state.ml_dash = st
+    for module in (experiments, records, files, graphql):
+        app.include_router(module.router)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.exception_handler(ServerError)
+    async def server_error(request: Request, exc: ServerError) -> JSONResponse:
+        return _error(exc.status or 500, exc.code, exc.message, exc.hint)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, "invalid", f"{loc}: {first.get('msg')}" if loc else str(first.get("msg")),
+                      "see the API reference in schemas/api/openapi.json")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "bad_request"}.get(exc.status_code, "bad_request")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        traceback.print_exception(exc, file=sys.stderr)
+        return _error(500, "internal", "internal server error", "the server log has the details")
+
+    if st.cfg.log_requests:
+
+        @app.middleware("http")
+        async def request_log(request: Request, call_next: Any) -> Any:
+            start = time.perf_counter()
+            response = await call_next(request)
+            line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S"), "method": request.method, "path": request.url.path,
+                    "status": response.status_code, "ms": round((time.perf_counter() - start) * 1000, 1),
+                    "namespace": getattr(request.state, "namespace", None)}
+            print(json.dumps(line), file=sys.stderr, flush=True)
+            return response
+
+    app.add_middleware(BodyLimit, json_limit=st.cfg.limits.max_json_bytes, file_limit=st.cfg.limits.max_file_bytes)
+    return app

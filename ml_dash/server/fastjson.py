@@ -1,0 +1,53 @@
+"""JSON for the server's hot paths: orjson when installed (the server extra), else stdlib."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["dumps", "dumps_each", "loads"]
+
+_INF = float("inf")
+
+
+def _finite(value: Any) -> bool:
+    """True unless a NaN or infinity is somewhere inside (floats, lists, dicts)."""
+    if isinstance(value, float):
+        return -_INF < value < _INF
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+try:
+    import orjson
+
+    def loads(data: bytes | str) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson refuses NaN/Infinity, which 0.5.8 clients send for diverging losses.
+            return json.loads(data)
+
+    def dumps(value: Any) -> bytes:
+        try:
+            return orjson.dumps(value)
+        except TypeError:
+            return json.dumps(value).encode()
+
+    def dumps_each(values: Sequence[Any]) -> list[str]:
+        # orjson writes NaN/Infinity as null: such values go through the stdlib, which keeps them.
+        return [orjson.dumps(v).decode() if _finite(v) else json.dumps(v) for v in values]
+
+except ImportError:  # pragma: no cover - the server extra installs orjson
+
+    def loads(data: bytes | str) -> Any:
+        return json.loads(data)
+
+    def dumps(value: Any) -> bytes:
+        return json.dumps(value).encode()
+
+    def dumps_each(values: Sequence[Any]) -> list[str]:
+        return [json.dumps(v) for v in values]

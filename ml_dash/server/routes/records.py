@@ -1,0 +1,180 @@
+"""Logs, parameters and metrics of one experiment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from ml_dash.api.errors import ServerError
+from ml_dash.api.models import LogsAppend, LogsAppendOut, MetricAppend, MetricAppendBatch, ParametersIn
+from ml_dash.records.logs import LOG_LEVELS
+from ml_dash.server import render
+from ml_dash.server.fastjson import dumps, dumps_each, loads
+from ml_dash.server.routes.deps import principal, state
+from ml_dash.server.state import Principal, ServerState
+
+router = APIRouter()
+CHUNK_SIZE = 10000  # points per chunk of the 0.5.8 download protocol
+
+
+# --- logs ------------------------------------------------------------------------------------------
+@router.post("/experiments/{experiment_id}/logs", status_code=201, response_model=LogsAppendOut)
+def append_logs(experiment_id: str, body: LogsAppend, st: ServerState = Depends(state),
+                who: Principal = Depends(principal)) -> LogsAppendOut:
+    exp = st.experiment(who, experiment_id)
+    entries = []
+    for i, e in enumerate(body.logs):
+        level = e.level.lower()
+        if level not in LOG_LEVELS:
+            raise ServerError("invalid", f"logs.{i}.level: must be one of {', '.join(LOG_LEVELS)}")
+        entries.append((e.sequenceNumber, e.timestamp, level, e.message, e.metadata))
+    created, start, end = st.store.append_logs(exp["id"], entries)
+    return LogsAppendOut(created=created, startSequence=start, endSequence=end, experimentId=str(exp["id"]))
+
+
+@router.get("/experiments/{experiment_id}/logs")
+def query_logs(experiment_id: str, limit: int = 1000, offset: int = 0, order: str = "asc",
+               level: str | None = None, search: str | None = None, startTime: str | None = None,
+               endTime: str | None = None, st: ServerState = Depends(state),
+               who: Principal = Depends(principal)) -> dict[str, Any]:
+    exp = st.experiment(who, experiment_id)
+    limit = max(1, min(limit, 10000))
+    levels = [x.strip().lower() for x in level.split(",")] if level else []
+    rows, total = st.store.query_logs(exp["id"], offset, limit, order.lower() == "desc", levels, search,
+                                      startTime, endTime)
+    return {"logs": [render.log(r) for r in rows], "total": total, "offset": offset, "limit": limit,
+            "hasMore": offset + len(rows) < total}
+
+
+# --- parameters ------------------------------------------------------------------------------------
+def _params_json(exp: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(exp["id"]), "experimentId": str(exp["id"]), **row}
+
+
+@router.post("/experiments/{experiment_id}/parameters")
+def merge_parameters(experiment_id: str, body: ParametersIn, st: ServerState = Depends(state),
+                     who: Principal = Depends(principal)) -> dict[str, Any]:
+    exp = st.experiment(who, experiment_id)
+    return _params_json(exp, st.store.merge_params(exp["id"], body.data))
+
+
+@router.get("/experiments/{experiment_id}/parameters")
+def get_parameters(experiment_id: str, st: ServerState = Depends(state),
+                   who: Principal = Depends(principal)) -> dict[str, Any]:
+    exp = st.experiment(who, experiment_id)
+    return _params_json(exp, st.store.get_params(exp["id"]))
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+def _append(st: ServerState, exp: dict[str, Any], name: str, points: list[Any], start: int | None,
+            body: MetricAppend | MetricAppendBatch) -> tuple[dict[str, Any], int, int]:
+    return st.store.append_points(exp["id"], name, dumps_each(points), start, body.description, body.tags,
+                                  body.metadata)
+
+
+@router.post("/experiments/{experiment_id}/metrics/{name:path}/append")
+def append_point(experiment_id: str, name: str, body: MetricAppend, st: ServerState = Depends(state),
+                 who: Principal = Depends(principal)) -> dict[str, Any]:
+    exp = st.experiment(who, experiment_id)
+    metric, start, _ = _append(st, exp, name, [body.data], body.index, body)
+    return {"metricId": str(metric["id"]), "index": str(start), "bufferedDataPoints": str(metric["total"]),
+            "chunkSize": CHUNK_SIZE}
+
+
+@router.post("/experiments/{experiment_id}/metrics/{name:path}/append-batch",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": MetricAppendBatch.model_json_schema()}}, "required": True}})
+async def append_batch(experiment_id: str, name: str, request: Request, st: ServerState = Depends(state),
+                       who: Principal = Depends(principal)) -> Response:
+    # The hot path of ingest: parsed with orjson and validated by hand (the same rules as
+    # MetricAppendBatch) instead of through FastAPI's generic body handling.
+    from starlette.concurrency import run_in_threadpool
+
+    raw = await request.body()
+    try:
+        doc = loads(raw)
+    except ValueError as exc:
+        raise ServerError("invalid", f"body is not valid JSON: {exc}") from None
+    body = _check_batch(doc)
+    exp = await run_in_threadpool(st.experiment, who, experiment_id)
+    metric, start, inserted = await run_in_threadpool(_append, st, exp, name, body.dataPoints, body.startIndex, body)
+    count = len(body.dataPoints)
+    out = {"metricId": str(metric["id"]), "startIndex": str(start), "endIndex": str(start + count - 1),
+           "count": count, "inserted": inserted, "bufferedDataPoints": str(metric["total"]), "chunkSize": CHUNK_SIZE}
+    return Response(dumps(out), media_type="application/json")
+
+
+def _check_batch(doc: Any) -> MetricAppendBatch:
+    if not isinstance(doc, dict):
+        raise ServerError("invalid", "body: expected a JSON object")
+    points = doc.get("dataPoints")
+    if not isinstance(points, list) or not points:
+        raise ServerError("invalid", "dataPoints: must be a non-empty list of objects")
+    for i, p in enumerate(points):
+        if not isinstance(p, dict):
+            raise ServerError("invalid", f"dataPoints.{i}: must be an object")
+    rest = {k: v for k, v in doc.items() if k != "dataPoints"}
+    from pydantic import ValidationError
+
+    try:
+        meta = MetricAppendBatch.model_validate({**rest, "dataPoints": [{}]})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        raise ServerError("invalid", f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return meta.model_copy(update={"dataPoints": points})
+
+
+def _metric(st: ServerState, who: Principal, experiment_id: str, name: str) -> dict[str, Any]:
+    exp = st.experiment(who, experiment_id)
+    metric = st.store.get_metric(exp["id"], name)
+    if metric is None:
+        raise ServerError("not_found", f"metric {name!r} not found in experiment {experiment_id}")
+    return metric
+
+
+def _points(st: ServerState, metric: dict[str, Any], start: int, limit: int) -> list[dict[str, Any]]:
+    return [{"index": str(r["idx"]), "data": loads(r["data"]), "createdAt": r["created_at"]}
+            for r in st.store.read_points(metric["id"], start, limit)]
+
+
+@router.get("/experiments/{experiment_id}/metrics/{name:path}/data")
+def metric_data(experiment_id: str, name: str, startIndex: int = 0, limit: int = 1000, bufferOnly: bool = False,
+                st: ServerState = Depends(state), who: Principal = Depends(principal)) -> dict[str, Any]:
+    metric = _metric(st, who, experiment_id, name)
+    total = int(metric["total"])
+    if bufferOnly:  # the points after the last full chunk (0.5.8 download protocol)
+        startIndex, limit = (total // CHUNK_SIZE) * CHUNK_SIZE, CHUNK_SIZE
+    limit = max(1, min(limit, 100_000))
+    data = _points(st, metric, startIndex, limit)
+    return {"data": data, "startIndex": str(startIndex), "endIndex": str(startIndex + len(data) - 1),
+            "total": len(data), "hasMore": startIndex + len(data) < total}
+
+
+@router.get("/experiments/{experiment_id}/metrics/{name:path}/chunks/{number}")
+def metric_chunk(experiment_id: str, name: str, number: int, st: ServerState = Depends(state),
+                 who: Principal = Depends(principal)) -> dict[str, Any]:
+    metric = _metric(st, who, experiment_id, name)
+    if number < 0 or number >= int(metric["total"]) // CHUNK_SIZE:
+        raise ServerError("not_found", f"chunk {number} of metric {name!r} does not exist")
+    data = _points(st, metric, number * CHUNK_SIZE, CHUNK_SIZE)
+    return {"data": data, "startIndex": str(number * CHUNK_SIZE), "endIndex": str(number * CHUNK_SIZE + len(data) - 1),
+            "chunkNumber": number}
+
+
+@router.get("/experiments/{experiment_id}/metrics/{name:path}/stats")
+def metric_stats(experiment_id: str, name: str, st: ServerState = Depends(state),
+                 who: Principal = Depends(principal)) -> dict[str, Any]:
+    stats = render.metric_stats(_metric(st, who, experiment_id, name))
+    total = int(stats["totalDataPoints"])
+    stats.update(totalChunks=total // CHUNK_SIZE, chunkedDataPoints=str(total // CHUNK_SIZE * CHUNK_SIZE),
+                 bufferedDataPoints=str(total % CHUNK_SIZE))
+    return stats
+
+
+@router.get("/experiments/{experiment_id}/metrics")
+def list_metrics(experiment_id: str, st: ServerState = Depends(state),
+                 who: Principal = Depends(principal)) -> dict[str, Any]:
+    exp = st.experiment(who, experiment_id)
+    return {"metrics": [render.metric_summary(m) for m in st.store.list_metrics(exp["id"])]}

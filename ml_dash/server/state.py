@@ -1,0 +1,106 @@
+"""What the routes share: the stores, the settings, and who is calling."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets as secrets_module
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ml_dash.api.auth import LEGACY_SECRET, SLUG, hash_api_key, verify_jwt
+from ml_dash.api.errors import ServerError
+from ml_dash.config.models import ServeConfig
+from ml_dash.server.storage.blobs import BlobStore
+from ml_dash.server.storage.registry import open_blob_store, open_metadata_store
+from ml_dash.server.storage.sql import SqlMetadataStore
+
+__all__ = ["Principal", "ServerState", "is_loopback"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    namespace_id: int
+    slug: str
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def data_dir_for(cfg: ServeConfig) -> Path:
+    if cfg.data_dir is not None:
+        return cfg.data_dir
+    from ml_dash.config.commands import config_dir
+
+    return config_dir() / "server"
+
+
+class ServerState:
+    """Opened once per server process from a resolved :class:`ServeConfig`."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        self.cfg = cfg
+        self.data_dir = data_dir_for(cfg)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db_url = cfg.db or f"sqlite:///{self.data_dir / 'ml-dash.db'}"
+        self.blobs_url = cfg.blobs or f"file://{self.data_dir / 'blobs'}"
+        self.store: SqlMetadataStore = open_metadata_store(self.db_url)
+        self.blobs: BlobStore = open_blob_store(self.blobs_url, self.data_dir / "staging")
+        self.secret = cfg.auth.secret.get_secret_value() if cfg.auth.secret else self._load_or_make_secret()
+        legacy = cfg.auth.legacy_username_tokens
+        self.legacy_tokens = is_loopback(cfg.host) if legacy is None else legacy
+        self._jwt_secrets = [self.secret] + ([LEGACY_SECRET] if self.legacy_tokens else [])
+
+    def _load_or_make_secret(self) -> str:
+        path = self.data_dir / "secret.json"
+        try:
+            return str(json.loads(path.read_text())["secret"])
+        except (OSError, ValueError, KeyError):
+            secret = secrets_module.token_urlsafe(32)
+            path.write_text(json.dumps({"secret": secret}))
+            path.chmod(0o600)
+            return secret
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- who is calling --------------------------------------------------------------------------
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise ServerError("unauthenticated", "missing bearer token",
+                              hint="send 'Authorization: Bearer <api key>' (create one: ml-dash serve token create NAME)")
+        token = authorization[7:].strip()
+        if token.count(".") == 2:
+            claims = verify_jwt(token, self._jwt_secrets)
+            if claims is not None:
+                slug = str(claims.get("userName") or "")
+                if not SLUG.match(slug):
+                    raise ServerError("unauthenticated", "the token's userName is not a valid namespace name")
+                ns = self.store.ensure_namespace(slug)
+                return Principal(ns["id"], ns["slug"])
+            hint = None if self.legacy_tokens else ("username tokens of ml-dash 0.5.x are refused unless the server "
+                                                    "enables auth.legacy_username_tokens; use an API key")
+            raise ServerError("unauthenticated", "invalid or expired token", hint=hint)
+        ns = self.store.namespace_for_key(hash_api_key(token))
+        if ns is None:
+            raise ServerError("unauthenticated", "unknown or revoked API key",
+                              hint="create one on the server: ml-dash serve token create NAME")
+        return Principal(ns["id"], ns["slug"])
+
+    def experiment(self, principal: Principal, experiment_id: str) -> dict[str, Any]:
+        """The experiment if it belongs to the caller's namespace; 403 otherwise (existing or not)."""
+        try:
+            numeric = int(experiment_id)
+        except ValueError:
+            numeric = -1
+        row = self.store.get_experiment(principal.namespace_id, numeric) if numeric >= 0 else None
+        if row is None:
+            raise ServerError("forbidden", f"experiment {experiment_id} is not in namespace '{principal.slug}'")
+        return row

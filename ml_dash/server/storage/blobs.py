@@ -1,0 +1,159 @@
+"""Blob stores: content-addressed (the key is the sha256), so an identical blob is kept once
+and no client-supplied name ever becomes a path. Data is streamed in and out in chunks.
+
+``file:///dir`` keeps blobs at ``dir/ab/cd/<sha256>``; ``s3://bucket/prefix`` in any
+S3-compatible store (``endpoint_url`` for MinIO, moto, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from ml_dash.api.errors import ServerError
+
+__all__ = ["BlobStore", "FileBlobStore", "S3BlobStore", "StagedBlob"]
+
+CHUNK = 1024 * 1024
+
+
+class StagedBlob:
+    """Bytes being received: spooled to a temporary file while hashed, never held in memory."""
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.max_bytes = max_bytes
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise ServerError("payload_too_large", f"file larger than the server's limit of {self.max_bytes} bytes")
+        self._hash.update(data)
+        self._file.write(data)
+
+    def finish(self) -> str:
+        self._file.close()
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class BlobStore(Protocol):
+    def stage(self, max_bytes: int) -> StagedBlob: ...
+    def commit(self, staged: StagedBlob, sha256: str) -> None: ...
+    def exists(self, sha256: str) -> bool: ...
+    def open(self, sha256: str) -> Iterator[bytes]: ...
+    def delete(self, sha256: str) -> None: ...
+
+
+def _check_key(sha256: str) -> str:
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ServerError("invalid", "checksum must be a lowercase sha256 hex digest")
+    return sha256
+
+
+class FileBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._staging = root / ".staging"
+
+    def _path(self, sha256: str) -> Path:
+        key = _check_key(sha256)
+        return self.root / key[:2] / key[2:4] / key
+
+    def stage(self, max_bytes: int) -> StagedBlob:
+        return StagedBlob(self._staging, max_bytes)
+
+    def commit(self, staged: StagedBlob, sha256: str) -> None:
+        target = self._path(sha256)
+        if target.exists():
+            staged.discard()  # identical content is kept once
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.path, target)
+
+    def exists(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+    def open(self, sha256: str) -> Iterator[bytes]:
+        path = self._path(sha256)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            raise ServerError("not_found", "file content is missing from the blob store") from None
+        with f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def delete(self, sha256: str) -> None:
+        self._path(sha256).unlink(missing_ok=True)
+
+
+class S3BlobStore:
+    """Blobs in ``s3://bucket/prefix`` via boto3 (imported only when used)."""
+
+    def __init__(self, bucket: str, prefix: str, staging: Path, endpoint_url: str | None = None,
+                 client: Any = None) -> None:
+        try:
+            import boto3
+        except ImportError:
+            raise ServerError("internal", "s3:// blob stores need boto3",
+                              hint="pip install 'ml-dash[s3]'") from None
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._staging = staging
+        self.client = client or boto3.client("s3", endpoint_url=endpoint_url)
+
+    def _key(self, sha256: str) -> str:
+        key = _check_key(sha256)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def stage(self, max_bytes: int) -> StagedBlob:
+        return StagedBlob(self._staging, max_bytes)
+
+    def commit(self, staged: StagedBlob, sha256: str) -> None:
+        try:
+            if not self.exists(sha256):
+                # upload_file streams from disk and switches to multipart for large files.
+                self.client.upload_file(str(staged.path), self.bucket, self._key(sha256))
+        except ServerError:
+            raise
+        except Exception as exc:
+            raise ServerError("unavailable", f"object store error: {exc}", hint="retry later") from None
+        finally:
+            staged.discard()
+
+    def exists(self, sha256: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
+            return True
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise ServerError("unavailable", f"object store error: {exc}", hint="retry later") from None
+
+    def open(self, sha256: str) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))["Body"]
+        except Exception as exc:
+            raise ServerError("not_found", f"file content is missing from the object store: {exc}") from None
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+    def delete(self, sha256: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))

@@ -1,0 +1,100 @@
+"""Versioned schema migrations, written once for both SQL dialects.
+
+``{ID}`` is a 64-bit integer column type, ``{JSON}`` a text column holding JSON. A
+migration is never edited once released: add the next one instead. The applied
+version is kept in ``schema_version``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: list[list[str]] = [
+    # --- version 1 --------------------------------------------------------------------------
+    [
+        """CREATE TABLE namespaces (
+            id {ID} PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL)""",
+        """CREATE TABLE api_keys (
+            id {ID} PRIMARY KEY,
+            namespace_id {ID} NOT NULL REFERENCES namespaces(id),
+            name TEXT NOT NULL UNIQUE,
+            key_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT)""",
+        """CREATE TABLE projects (
+            id {ID} PRIMARY KEY,
+            namespace_id {ID} NOT NULL REFERENCES namespaces(id),
+            name TEXT NOT NULL,
+            slug TEXT NOT NULL,
+            description TEXT,
+            tags {JSON} NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (namespace_id, slug))""",
+        """CREATE TABLE experiments (
+            id {ID} PRIMARY KEY,
+            project_id {ID} NOT NULL REFERENCES projects(id),
+            name TEXT NOT NULL,
+            description TEXT,
+            tags {JSON} NOT NULL,
+            bindrs {JSON} NOT NULL,
+            folder TEXT,
+            metadata {JSON},
+            status TEXT NOT NULL,
+            write_protected INTEGER NOT NULL,
+            log_count {ID} NOT NULL,
+            params {JSON},
+            params_version INTEGER NOT NULL,
+            params_created_at TEXT,
+            params_updated_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT,
+            UNIQUE (project_id, name))""",
+        """CREATE TABLE logs (
+            experiment_id {ID} NOT NULL REFERENCES experiments(id),
+            seq {ID} NOT NULL,
+            timestamp TEXT,
+            level TEXT NOT NULL,
+            message TEXT NOT NULL,
+            metadata {JSON},
+            PRIMARY KEY (experiment_id, seq))""",
+        """CREATE TABLE metrics (
+            id {ID} PRIMARY KEY,
+            experiment_id {ID} NOT NULL REFERENCES experiments(id),
+            name TEXT NOT NULL,
+            description TEXT,
+            tags {JSON} NOT NULL,
+            metadata {JSON},
+            total {ID} NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            first_data_at TEXT,
+            last_data_at TEXT,
+            UNIQUE (experiment_id, name))""",
+        """CREATE TABLE metric_points (
+            metric_id {ID} NOT NULL REFERENCES metrics(id),
+            idx {ID} NOT NULL,
+            data {JSON} NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (metric_id, idx))""",
+        """CREATE TABLE files (
+            id {ID} PRIMARY KEY,
+            experiment_id {ID} NOT NULL REFERENCES experiments(id),
+            path TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            description TEXT,
+            tags {JSON} NOT NULL,
+            content_type TEXT NOT NULL,
+            size_bytes {ID} NOT NULL,
+            checksum TEXT NOT NULL,
+            metadata {JSON},
+            uploaded_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            deleted_at TEXT)""",
+        "CREATE INDEX files_by_experiment ON files (experiment_id, path, filename)",
+    ],
+]
