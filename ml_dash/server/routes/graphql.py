@@ -52,74 +52,79 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def parse(query: str, variables: dict[str, Any]) -> list[Field]:
-    """The root selection set of the (single) operation in ``query``."""
-    toks = _tokens(query)
-    i = 0
+class _Parser:
+    """Recursive descent over the token list."""
 
-    def expect(value: str) -> None:
-        nonlocal i
-        if i >= len(toks) or toks[i][1] != value:
-            raise GraphQLError(f"expected {value!r}")
-        i += 1
+    def __init__(self, query: str, variables: dict[str, Any]) -> None:
+        self.toks = _tokens(query)
+        self.i = 0
+        self.variables = variables
 
-    def value() -> Any:
-        nonlocal i
-        kind, text = toks[i]
-        i += 1
+    def peek(self, offset: int = 0) -> str:
+        return self.toks[self.i + offset][1]
+
+    def take(self, value: str | None = None) -> tuple[str, str]:
+        tok = self.toks[self.i]
+        if value is not None and tok[1] != value:
+            raise GraphQLError(f"expected {value!r}, found {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def operation(self) -> list[Field]:
+        if self.toks and self.peek() == "query":
+            self.take()
+            if self.toks[self.i][0] == "name":
+                self.take()
+            if self.peek() == "(":  # variable definitions: the values come from `variables`
+                while self.take()[1] != ")":
+                    pass
+        return self.selection()
+
+    def value(self) -> Any:
+        kind, text = self.take()
         if kind == "var":
-            return variables.get(text[1:])
+            return self.variables.get(text[1:])
         if kind == "str":
             return bytes(text[1:-1], "utf-8").decode("unicode_escape")
         if kind == "num":
             return float(text) if "." in text else int(text)
-        if text in ("true", "false", "null"):
-            return {"true": True, "false": False, "null": None}[text]
-        return text  # enum value
+        return {"true": True, "false": False, "null": None}.get(text, text)  # else an enum value
 
-    def selection() -> list[Field]:
-        nonlocal i
-        expect("{")
+    def arguments(self) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        self.take("(")
+        while self.peek() != ")":
+            name = self.take()[1]
+            self.take(":")
+            args[name] = self.value()
+            if self.peek() == ",":
+                self.take()
+        self.take(")")
+        return args
+
+    def selection(self) -> list[Field]:
+        self.take("{")
         fields = []
-        while toks[i][1] != "}":
-            f = Field(toks[i][1])
-            i += 1
-            if i < len(toks) and toks[i][1] == ":":  # alias: keep the field name
-                f = Field(toks[i + 1][1])
-                i += 2
-            if toks[i][1] == "(":
-                i += 1
-                while toks[i][1] != ")":
-                    name = toks[i][1]
-                    expect_colon = toks[i + 1][1]
-                    if expect_colon != ":":
-                        raise GraphQLError("expected ':' in arguments")
-                    i += 2
-                    f.args[name] = value()
-                    if toks[i][1] == ",":
-                        i += 1
-                i += 1
-            if i < len(toks) and toks[i][1] == "{":
-                f.selection = selection()
+        while self.peek() != "}":
+            name = self.take()[1]
+            if self.peek() == ":":  # alias: answer under the field's own name
+                self.take()
+                name = self.take()[1]
+            f = Field(name)
+            if self.peek() == "(":
+                f.args = self.arguments()
+            if self.peek() == "{":
+                f.selection = self.selection()
             fields.append(f)
-            if toks[i][1] == ",":
-                i += 1
-        i += 1
+            if self.peek() == ",":
+                self.take()
+        self.take("}")
         return fields
 
-    if toks and toks[0][1] in ("query",):
-        i = 1
-        if toks[i][0] == "name":
-            i += 1
-        if toks[i][1] == "(":  # variable definitions: skip, values come from `variables`
-            depth = 0
-            while True:
-                depth += toks[i][1] == "("
-                depth -= toks[i][1] == ")"
-                i += 1
-                if depth == 0:
-                    break
-    return selection()
+
+def parse(query: str, variables: dict[str, Any]) -> list[Field]:
+    """The root selection set of the (single) operation in ``query``."""
+    return _Parser(query, variables).operation()
 
 
 def _select(obj: Any, fields: list[Field]) -> Any:
