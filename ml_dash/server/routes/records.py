@@ -134,33 +134,34 @@ def _metric(st: ServerState, who: Principal, experiment_id: str, name: str) -> d
     return metric
 
 
-def _points(st: ServerState, metric: dict[str, Any], start: int, limit: int) -> list[dict[str, Any]]:
-    return [{"index": str(r["idx"]), "data": loads(r["data"]), "createdAt": r["created_at"]}
-            for r in st.store.read_points(metric["id"], start, limit)]
+def _points_response(rows: list[dict[str, Any]], start: int, extra: dict[str, Any]) -> Response:
+    """The stored JSON text of each point goes out as is: no parse/dump round trip, and
+    NaN/Infinity (which generic JSON encoders turn into null or refuse) survive."""
+    items = ",".join(f'{{"index":"{r["idx"]}","data":{r["data"]},"createdAt":"{r["created_at"]}"}}' for r in rows)
+    head = {"startIndex": str(start), "endIndex": str(start + len(rows) - 1), **extra}
+    return Response(f'{{"data":[{items}],{dumps(head).decode()[1:]}', media_type="application/json")
 
 
 @router.get("/experiments/{experiment_id}/metrics/{name:path}/data")
 def metric_data(experiment_id: str, name: str, startIndex: int = 0, limit: int = 1000, bufferOnly: bool = False,
-                st: ServerState = Depends(state), who: Principal = Depends(principal)) -> dict[str, Any]:
+                st: ServerState = Depends(state), who: Principal = Depends(principal)) -> Response:
     metric = _metric(st, who, experiment_id, name)
     total = int(metric["total"])
     if bufferOnly:  # the points after the last full chunk (0.5.8 download protocol)
         startIndex, limit = (total // CHUNK_SIZE) * CHUNK_SIZE, CHUNK_SIZE
     limit = max(1, min(limit, 100_000))
-    data = _points(st, metric, startIndex, limit)
-    return {"data": data, "startIndex": str(startIndex), "endIndex": str(startIndex + len(data) - 1),
-            "total": len(data), "hasMore": startIndex + len(data) < total}
+    rows = st.store.read_points(metric["id"], max(0, startIndex), limit)
+    return _points_response(rows, startIndex, {"total": len(rows), "hasMore": startIndex + len(rows) < total})
 
 
 @router.get("/experiments/{experiment_id}/metrics/{name:path}/chunks/{number}")
 def metric_chunk(experiment_id: str, name: str, number: int, st: ServerState = Depends(state),
-                 who: Principal = Depends(principal)) -> dict[str, Any]:
+                 who: Principal = Depends(principal)) -> Response:
     metric = _metric(st, who, experiment_id, name)
     if number < 0 or number >= int(metric["total"]) // CHUNK_SIZE:
         raise ServerError("not_found", f"chunk {number} of metric {name!r} does not exist")
-    data = _points(st, metric, number * CHUNK_SIZE, CHUNK_SIZE)
-    return {"data": data, "startIndex": str(number * CHUNK_SIZE), "endIndex": str(number * CHUNK_SIZE + len(data) - 1),
-            "chunkNumber": number}
+    rows = st.store.read_points(metric["id"], number * CHUNK_SIZE, CHUNK_SIZE)
+    return _points_response(rows, number * CHUNK_SIZE, {"chunkNumber": number})
 
 
 @router.get("/experiments/{experiment_id}/metrics/{name:path}/stats")
