@@ -43,3 +43,37 @@ def assert_same_tree(produced: Path, expected: Path) -> None:
     assert sorted(got) == sorted(want), "file sets differ"
     for name in want:
         assert got[name] == want[name], f"{name} differs"
+
+
+def records_of(root: Path) -> dict[str, dict]:
+    """The records of every experiment, keyed by [folder/]project/name, without ids,
+    sequence numbers or side-file counters: what must survive any upload/download."""
+    import hashlib
+
+    out: dict[str, dict] = {}
+    for exp_json in sorted(root.rglob("experiment.json")):
+        d = exp_json.parent
+        if "files" in d.relative_to(root).parts:
+            continue
+        exp = json.loads(exp_json.read_text())
+        params = json.loads((d / "parameters.json").read_text())["data"] if (d / "parameters.json").exists() else {}
+        logs_file = d / "logs/logs.jsonl"
+        logs = [(x.get("timestamp"), x.get("level"), x["message"], x.get("metadata"))
+                for x in map(json.loads, logs_file.read_text().splitlines())] if logs_file.exists() else []
+        metrics = {}
+        for data in sorted((d / "metrics").rglob("data.jsonl")):
+            name = data.parent.relative_to(d / "metrics").as_posix()
+            metrics[name] = [json.loads(x)["data"] for x in data.read_text().splitlines()]
+        files = []
+        manifest = d / "files/.files_metadata.json"
+        if manifest.exists():
+            for f in json.loads(manifest.read_text())["files"]:
+                if f.get("deletedAt"):
+                    continue
+                blob = d / "files" / f["path"].lstrip("/") / f["id"] / f["filename"]
+                files.append((f["path"], f["filename"], hashlib.sha256(blob.read_bytes()).hexdigest(),
+                              f["checksum"]))
+        out[d.relative_to(root).as_posix()] = {"name": exp["name"], "project": exp["project"],
+                                               "folder": exp.get("folder"), "params": params, "logs": logs,
+                                               "metrics": metrics, "files": sorted(files)}
+    return out

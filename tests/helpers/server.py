@@ -1,0 +1,76 @@
+"""A live ``ml-dash serve`` on 127.0.0.1 (a real process, stopped by its pid)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ML_DASH = str(Path(sys.executable).parent / "ml-dash")
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+
+    def token(self, name: str, namespace: str) -> str:
+        out = subprocess.run([ML_DASH, "serve", "token", "create", name, "--namespace", namespace,
+                              "--data-dir", str(self.data_dir)], env=self.env, capture_output=True, text=True,
+                             check=True)
+        return out.stdout.strip()
+
+    @property
+    def log(self) -> str:
+        return (self.data_dir / "server.log").read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@contextmanager
+def live_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
+    full_env.update({"ML_DASH_CONFIG_DIR": str(data_dir / "home"), **(env or {})})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "server.log", "w") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([ML_DASH, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+                                 str(data_dir), *extra], env=full_env, stdout=subprocess.PIPE, stderr=log, text=True)
+    deadline = time.monotonic() + 60
+    url = None
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if m:
+            url = m.group(1)
+            break
+    if url is None:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        raise RuntimeError(f"ml-dash serve did not start: {(data_dir / 'server.log').read_text()}")
+    server = LiveServer(url=url, data_dir=data_dir, process=proc, env=full_env)
+    try:
+        yield server
+    finally:
+        server.stop()
