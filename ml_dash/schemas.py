@@ -31,7 +31,24 @@ def generate() -> dict[str, str]:
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://ml-dash.dev/schemas/config/{name}.schema.json"
         out[f"config/{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True, default=str) + "\n"
+    out["api/openapi.json"] = json.dumps(_openapi(), indent=2, sort_keys=True) + "\n"
     return out
+
+
+def _openapi() -> dict[str, object]:
+    """The server's OpenAPI document (built on a throw-away embedded store)."""
+    import tempfile
+
+    from ml_dash.config.models import ServeConfig
+    from ml_dash.server.app import create_app
+    from ml_dash.server.state import ServerState
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = ServerState(ServeConfig(data_dir=Path(tmp), auth={"secret": "x"}))
+        try:
+            return create_app(state).openapi()
+        finally:
+            state.close()
 
 
 def main(argv: list[str] | None = None) -> int:
