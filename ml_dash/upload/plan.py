@@ -30,6 +30,7 @@ class StreamPlan:
     requests: int
     source: Path | None = None
     file: FileEntry | None = None
+    metric_info: dict[str, Any] | None = None  # description/tags/metadata of a metric series
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class ExperimentPlan:
     streams: tuple[StreamPlan, ...]
     invalid_lines: int
     skipped_files: int
+    batch_size: int = 100
+    status: str | None = None  # final status, when the tree records one
+    file_problems: tuple[tuple[str, str], ...] = ()  # (file, problem): reported as failures, never sent
 
     def count(self, kind: str) -> int:
         return sum(s.items for s in self.streams if s.kind == kind)
@@ -106,6 +110,13 @@ def create_body(checked: CheckedExperiment) -> dict[str, Any]:
     return body
 
 
+def _recorded_status(checked: CheckedExperiment) -> str | None:
+    """A final status recorded in experiment.json (0.5.8 trees have none; newer writers may)."""
+    extra = (checked.record.model_extra or {}) if checked.record else {}
+    status = extra.get("status")
+    return status if status in ("COMPLETED", "FAILED", "CANCELLED") else None
+
+
 def build_plan(checked: list[CheckedExperiment], *, batch_size: int, skip_params: bool = False,
                skip_logs: bool = False, skip_metrics: bool = False, skip_files: bool = False) -> Plan:
     plans = []
@@ -120,7 +131,7 @@ def build_plan(checked: list[CheckedExperiment], *, batch_size: int, skip_params
             for m in c.metrics:
                 if m.valid:
                     streams.append(StreamPlan("metric", m.name, m.valid, m.path.stat().st_size,
-                                              _ceil_div(m.valid, batch_size), m.path))
+                                              _ceil_div(m.valid, batch_size), m.path, metric_info=m.info))
         if not skip_files:
             for f in c.uploadable_files:
                 streams.append(StreamPlan("file", f.entry.filename, 1, f.entry.sizeBytes, 1, f.blob, f.entry))
@@ -128,5 +139,8 @@ def build_plan(checked: list[CheckedExperiment], *, batch_size: int, skip_params
             key=c.exp.key, display=c.exp.identity.display, project=c.exp.project, name=c.exp.experiment,
             path=c.exp.path, create_body=create_body(c), params=None if skip_params else c.params,
             streams=tuple(streams), invalid_lines=c.invalid_lines,
-            skipped_files=sum(1 for f in c.files if f.problem)))
+            skipped_files=sum(1 for f in c.files if f.problem), batch_size=batch_size,
+            status=_recorded_status(c),
+            file_problems=() if skip_files else tuple(
+                (f"{f.entry.path.rstrip('/')}/{f.entry.filename}", f.problem) for f in c.files if f.problem)))
     return Plan(experiments=tuple(plans), batch_size=batch_size)

@@ -17,7 +17,7 @@ from ml_dash.errors import InvalidInputError, RecordError
 from ml_dash.records.experiment import ExperimentRecord
 from ml_dash.records.files import FileEntry, FilesManifest
 from ml_dash.records.logs import LogLine
-from ml_dash.records.metrics import MetricPoint
+from ml_dash.records.metrics import MetricMetadata, MetricPoint
 from ml_dash.records.parameters import ParametersRecord
 from ml_dash.records.read import Problem, iter_jsonl, load_record
 from ml_dash.sdk.files_util import sha256_file
@@ -37,6 +37,7 @@ class StreamCheck:
     valid: int = 0
     invalid: int = 0
     sample: list[Problem] = field(default_factory=list)
+    info: dict[str, Any] | None = None  # a metric's description/tags/metadata (its metadata.json)
 
     @property
     def sample_lines(self) -> list[int]:
@@ -145,6 +146,7 @@ class ExperimentValidator:
                 result.details += [str(p) for p in result.logs.sample]
         for name in exp.metric_names:
             check = _scan(paths.metrics_dir / name / "data.jsonl", MetricPoint, name)
+            check.info = self._metric_info(result, paths.metrics_dir / name / "metadata.json", name)
             result.metrics.append(check)
             if check.invalid:
                 self._problem(result, _lines_message(f"metric '{name}'", check, False),
@@ -152,6 +154,19 @@ class ExperimentValidator:
                 result.details += [str(p) for p in check.sample]
         self._check_files(result)
         return result
+
+    def _metric_info(self, result: CheckedExperiment, path: Path, name: str) -> dict[str, Any] | None:
+        if not path.is_file():
+            return None
+        try:
+            meta = load_record(path, MetricMetadata)
+        except RecordError as exc:
+            result.warnings.append(f"metric '{name}': metadata.json is invalid, its description and tags are not "
+                                   "uploaded (the points are)")
+            result.details.append(exc.message)
+            return None
+        info = {"description": meta.description, "tags": meta.tags or None, "metadata": meta.metadata}
+        return {k: v for k, v in info.items() if v} or None
 
     def _check_params(self, result: CheckedExperiment) -> None:
         path = result.exp.paths.parameters_json

@@ -1,0 +1,252 @@
+"""``ApiClient``: the HTTP side of the wire contract, used by ``ml-dash upload`` and the SDK.
+
+One ``httpx.Client`` (keep-alive, bounded connection pool) per client. Every request is
+retried with exponential back-off and jitter on network errors, timeouts, 429
+(honouring ``Retry-After``) and 5xx, a bounded number of times. httpx exceptions are
+translated to :class:`ApiError` here and only here.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ml_dash import __version__
+from ml_dash.errors import ApiError
+
+__all__ = ["ApiClient", "RetryPolicy", "ServerUnreachable"]
+
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+class ServerUnreachable(ApiError):
+    """The server could not be reached (connection refused/reset, DNS, timeout) after retrying."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    timeout: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_backoff)
+        base = min(self.max_backoff, self.backoff * (2 ** attempt))
+        return base * random.uniform(0.5, 1.0)  # jitter: retrying clients do not stampede together
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return parsed.timestamp() - time.time() if parsed else None
+
+
+def _error_from(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+        err = body.get("error") if isinstance(body, dict) else None
+    except ValueError:
+        err = None
+    if isinstance(err, dict):
+        message, hint, code = str(err.get("message")), err.get("hint"), err.get("code")
+    else:
+        text = response.text.strip().splitlines()[0][:200] if response.text.strip() else response.reason_phrase
+        message, hint, code = f"HTTP {response.status_code}: {text}", None, None
+    if response.status_code == 401 and hint is None:
+        hint = "check the API key (ML_DASH_API_KEY, --api-key, or api_key in ~/.ml-dash/config.json)"
+    exc = ApiError(message, status=response.status_code, hint=hint)
+    exc.code = code  # type: ignore[attr-defined]
+    return exc
+
+
+def _segment(name: str) -> str:
+    return quote(name, safe="/")
+
+
+class ApiClient:
+    """A bearer-token client for one server."""
+
+    def __init__(self, base_url: str, token: str, *, retry: RetryPolicy | None = None, max_connections: int = 8,
+                 transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self.requests = 0
+        self._count_lock = threading.Lock()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.Client(base_url=self.base_url, timeout=self.retry.timeout, limits=limits,
+                                  transport=transport,
+                                  headers={"Authorization": f"Bearer {token}",
+                                           "User-Agent": f"ml-dash/{__version__}"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the one request loop ----------------------------------------------------------------------
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+        """Send with retries; return a 2xx response (or one whose status is in ``ok``).
+
+        ``kwargs["files"]`` may be a callable returning the files argument, so a retried
+        upload re-opens its file instead of resending a consumed stream.
+        """
+        files_factory = kwargs.pop("files", None)
+        last: ApiError | None = None
+        for attempt in range(self.retry.attempts):
+            if attempt:
+                assert last is not None
+                self._sleep(self.retry.delay(attempt - 1, getattr(last, "retry_after", None)))
+            opened = files_factory() if callable(files_factory) else files_factory
+            try:
+                with self._count_lock:
+                    self.requests += 1
+                response = self._http.request(method, path, files=opened, **kwargs)
+            except httpx.TimeoutException as exc:
+                last = ServerUnreachable(f"{method} {path}: timed out after {self.retry.timeout:g}s ({type(exc).__name__})",
+                                         hint="the server is slow or unreachable; raise retry.timeout or retry later")
+                continue
+            except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+                last = ServerUnreachable(f"{method} {path}: cannot reach {self.base_url} ({exc})",
+                                         hint="is the server running? check the URL (--remote / ML_DASH_REMOTE)")
+                continue
+            finally:
+                _close_files(opened)
+            if response.is_success or response.status_code in ok:
+                return response
+            error = _error_from(response)
+            if response.status_code not in RETRY_STATUSES:
+                raise error
+            error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
+            last = error
+        assert last is not None
+        last.message = f"{last.message} (gave up after {self.retry.attempts} attempts)"
+        raise last
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"{method} {path}: the server answered with something that is not JSON",
+                           status=response.status_code, hint="is --remote pointing at an ml-dash server?") from None
+
+    # --- experiments -----------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/health"))
+
+    def create_experiment(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = self._json("POST", f"/projects/{_segment(project)}/experiments", json=body)
+        return dict(data.get("experiment") or data)
+
+    def set_status(self, experiment_id: str, status: str) -> None:
+        self._json("PATCH", f"/experiments/{experiment_id}/status", json={"status": status})
+
+    def streams(self, experiment_id: str) -> dict[str, Any] | None:
+        """How far each stream got, or None when the server does not tell (older servers)."""
+        response = self.request("GET", f"/experiments/{experiment_id}/streams", ok=(404, 405))
+        return None if response.status_code in (404, 405) else dict(response.json())
+
+    def merge_params(self, experiment_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._json("POST", f"/experiments/{experiment_id}/parameters", json={"data": data}))
+
+    def get_params(self, experiment_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/experiments/{experiment_id}/parameters"))
+
+    def append_logs(self, experiment_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return dict(self._json("POST", f"/experiments/{experiment_id}/logs", json={"logs": entries}))
+
+    def query_logs(self, experiment_id: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        return dict(self._json("GET", f"/experiments/{experiment_id}/logs",
+                               params={"offset": offset, "limit": limit, "orderBy": "sequenceNumber",
+                                       "order": "asc"}))
+
+    def append_batch(self, experiment_id: str, metric: str, points: list[dict[str, Any]], start_index: int | None,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"dataPoints": points, **(extra or {})}
+        if start_index is not None:
+            body["startIndex"] = start_index
+        return dict(self._json("POST", f"/experiments/{experiment_id}/metrics/{_segment(metric)}/append-batch",
+                               json=body))
+
+    def read_metric(self, experiment_id: str, metric: str, start_index: int = 0, limit: int = 1000) -> dict[str, Any]:
+        return dict(self._json("GET", f"/experiments/{experiment_id}/metrics/{_segment(metric)}/data",
+                               params={"startIndex": start_index, "limit": limit}))
+
+    def metric_stats(self, experiment_id: str, metric: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/experiments/{experiment_id}/metrics/{_segment(metric)}/stats"))
+
+    def list_metrics(self, experiment_id: str) -> list[dict[str, Any]]:
+        return list(self._json("GET", f"/experiments/{experiment_id}/metrics")["metrics"])
+
+    # --- files -------------------------------------------------------------------------------------------
+    def upload_file(self, experiment_id: str, source: Path, *, prefix: str, filename: str, checksum: str,
+                    size: int, content_type: str, description: str | None = None, tags: list[str] | None = None,
+                    metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Multipart upload, streamed from disk (the fields first, the file last, as 0.5.8)."""
+        import json
+
+        data = {"prefix": prefix, "checksum": checksum, "sizeBytes": str(size)}
+        if description:
+            data["description"] = description
+        if tags:
+            data["tags"] = ",".join(tags)
+        if metadata:
+            data["metadata"] = json.dumps(metadata)
+        return dict(self._json("POST", f"/experiments/{experiment_id}/files", data=data,
+                               files=lambda: {"file": (filename, open(source, "rb"), content_type)}))
+
+    def list_files(self, experiment_id: str, prefix: str | None = None, tags: list[str] | None = None,
+                   ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("prefix", prefix), ("tags", ",".join(tags) if tags else None)) if v}
+        return list(self._json("GET", f"/experiments/{experiment_id}/files", params=params).get("files", []))
+
+    def file_meta(self, experiment_id: str, file_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/experiments/{experiment_id}/files/{file_id}"))
+
+    def download_file(self, experiment_id: str, file_id: str) -> Iterator[bytes]:
+        with self._http.stream("GET", f"/experiments/{experiment_id}/files/{file_id}/download") as response:
+            if not response.is_success:
+                response.read()
+                raise _error_from(response)
+            yield from response.iter_bytes(1024 * 1024)
+
+    def update_file(self, experiment_id: str, file_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._json("PATCH", f"/experiments/{experiment_id}/files/{file_id}", json=changes))
+
+    def delete_file(self, experiment_id: str, file_id: str) -> dict[str, Any]:
+        return dict(self._json("DELETE", f"/experiments/{experiment_id}/files/{file_id}"))
+
+    def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body = self._json("POST", "/graphql", json={"query": query, "variables": variables})
+        if body.get("errors"):
+            raise ApiError(f"GraphQL: {body['errors'][0].get('message')}")
+        return dict(body["data"])
+
+
+def _close_files(opened: Any) -> None:
+    if isinstance(opened, dict):
+        for value in opened.values():
+            if isinstance(value, tuple) and len(value) > 1 and hasattr(value[1], "close"):
+                value[1].close()

@@ -1,0 +1,265 @@
+"""Stage 4: execute a frozen plan against the API client.
+
+Per experiment: create it, ask the server how far each stream got, then send only
+what is missing: parameters, logs, metrics, files (the seed's order; streams run in
+parallel, each in order), and the final status if the tree records one. Appends carry
+their positions, so a retry or a re-run can never duplicate. One experiment's failure
+never stops another; every failure is in the result. Memory is bounded by
+``batch_size × workers``: JSONL is streamed and files are streamed from disk.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ml_dash.api.client import ApiClient
+from ml_dash.errors import ApiError, MLDashError
+from ml_dash.records.logs import LogLine
+from ml_dash.records.metrics import MetricPoint
+from ml_dash.records.read import Problem, iter_jsonl
+from ml_dash.upload.plan import ExperimentPlan, Plan, StreamPlan
+from ml_dash.upload.state import UploadState
+
+__all__ = ["Engine", "ExperimentResult", "Progress", "RunResult", "StreamResult"]
+
+
+class Progress(Protocol):
+    def experiment_started(self, plan: ExperimentPlan) -> None: ...
+    def advance(self, plan: ExperimentPlan, nbytes: int) -> None: ...
+    def experiment_done(self, result: ExperimentResult) -> None: ...
+
+
+@dataclass
+class StreamResult:
+    kind: str
+    name: str
+    sent: int = 0
+    already: int = 0  # on the server before this run: not sent again
+    bytes: int = 0
+    error: str | None = None
+
+
+@dataclass
+class ExperimentResult:
+    plan: ExperimentPlan
+    experiment_id: str | None = None
+    streams: list[StreamResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: bool = False  # completed in a previous run (--resume)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(s.error is None for s in self.streams)
+
+    def total(self, kind: str, attr: str = "sent") -> int:
+        return sum(getattr(s, attr) for s in self.streams if s.kind == kind)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.streams)
+
+    @property
+    def all_errors(self) -> list[str]:
+        return self.errors + [f"{s.kind} {s.name}: {s.error}" if s.kind != "file" else f"file {s.name}: {s.error}"
+                              for s in self.streams if s.error]
+
+
+@dataclass
+class RunResult:
+    experiments: list[ExperimentResult]
+    seconds: float
+    requests: int
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.experiments)
+
+
+class _NoProgress:
+    def experiment_started(self, plan: ExperimentPlan) -> None: ...
+    def advance(self, plan: ExperimentPlan, nbytes: int) -> None: ...
+    def experiment_done(self, result: ExperimentResult) -> None: ...
+
+
+class Engine:
+    def __init__(self, client: ApiClient, *, workers: int = 4, progress: Progress | None = None) -> None:
+        self.client = client
+        self.workers = workers
+        self.progress = progress or _NoProgress()
+        self._slots = threading.BoundedSemaphore(workers)  # requests in flight, all experiments together
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._slots:
+            return fn(*args, **kwargs)
+
+    def run(self, plan: Plan, state: UploadState | None = None, skip: frozenset[str] = frozenset()) -> RunResult:
+        start = time.perf_counter()
+        before = self.client.requests
+        n = len(plan.experiments)
+        with ThreadPoolExecutor(max(1, min(self.workers, n)), thread_name_prefix="ml-dash-exp") as experiments, \
+                ThreadPoolExecutor(self.workers, thread_name_prefix="ml-dash-stream") as streams:
+            futures = [experiments.submit(self._experiment, e, streams, state, e.key in skip) for e in plan.experiments]
+            results = [f.result() for f in futures]
+        return RunResult(results, time.perf_counter() - start, self.client.requests - before)
+
+    # --- one experiment -------------------------------------------------------------------------------
+    def _experiment(self, e: ExperimentPlan, pool: ThreadPoolExecutor, state: UploadState | None,
+                    skip: bool) -> ExperimentResult:
+        result = ExperimentResult(plan=e, skipped=skip)
+        if skip:
+            self.progress.experiment_done(result)
+            return result
+        started = time.perf_counter()
+        self.progress.experiment_started(e)
+        if state is not None:
+            state.started(e.key)
+        try:
+            exp = self._call(self.client.create_experiment, e.project, e.create_body)
+            result.experiment_id = exp_id = str(exp["id"])
+            there = self._call(self.client.streams, exp_id) or {}
+            for label, problem in e.file_problems:  # found by validation: a failure, never silently dropped
+                result.streams.append(StreamResult("file", label, error=problem))
+            if e.params:
+                result.streams.append(self._params(e, exp_id, there))
+            futures: list[Future[StreamResult]] = []
+            for s in e.streams:
+                if s.kind == "logs":
+                    futures.append(pool.submit(self._guard, e, s, self._logs, exp_id, int(there.get("logs", 0))))
+                elif s.kind == "metric":
+                    have = int((there.get("metrics") or {}).get(s.name, 0))
+                    futures.append(pool.submit(self._guard, e, s, self._metric, exp_id, have))
+                elif s.kind == "file":
+                    live = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
+                    futures.append(pool.submit(self._guard, e, s, self._file, exp_id, live))
+            result.streams.extend(f.result() for f in futures)
+            if e.status and result.ok:
+                self._call(self.client.set_status, exp_id, e.status)
+        except MLDashError as exc:
+            result.errors.append(exc.message)
+        result.seconds = time.perf_counter() - started
+        if state is not None:
+            state.finished(e.key, result.ok)
+        self.progress.experiment_done(result)
+        return result
+
+    def _guard(self, e: ExperimentPlan, s: StreamPlan, fn: Callable[..., StreamResult], *args: Any) -> StreamResult:
+        try:
+            return fn(e, s, *args)
+        except MLDashError as exc:
+            return StreamResult(s.kind, s.name if s.kind != "file" else _file_label(s), error=exc.message)
+
+    def _params(self, e: ExperimentPlan, exp_id: str, there: dict[str, Any]) -> StreamResult:
+        params = e.params or {}
+        result = StreamResult("params", "parameters")
+        have = there.get("parameters") or {}
+        if there and all(k in have and have[k] == v for k, v in params.items()):
+            result.already = len(params)
+            return result
+        self._call(self.client.merge_params, exp_id, params)
+        result.sent = len(params)
+        return result
+
+    # --- streams ---------------------------------------------------------------------------------------
+    def _batches(self, items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+        batch: list[Any] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _send(self, send: Callable[[list[Any], int], None], batch: list[Any], position: int) -> None:
+        """Send one batch; a 413 (too large for the server) halves it, down to single items."""
+        try:
+            self._call(send, batch, position)
+        except ApiError as exc:
+            if exc.status != 413 or len(batch) == 1:
+                raise
+            half = len(batch) // 2
+            self._send(send, batch[:half], position)
+            self._send(send, batch[half:], position + half)
+
+    def _stream(self, e: ExperimentPlan, s: StreamPlan, records: Iterator[Any], have: int,
+                send: Callable[[list[Any], int], None], batch_size: int) -> StreamResult:
+        result = StreamResult(s.kind, s.name)
+        per_item = s.bytes / s.items if s.items else 0
+        position = 0
+        pending: Iterator[Any] = _skip(records, have)
+        result.already = min(have, s.items)
+        self.progress.advance(e, int(per_item * result.already))
+        for batch in self._batches(pending, batch_size):
+            position_of_batch = have + position
+            self._send(send, batch, position_of_batch)
+            position += len(batch)
+            result.sent += len(batch)
+            result.bytes += int(per_item * len(batch))
+            self.progress.advance(e, int(per_item * len(batch)))
+        return result
+
+    def _logs(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, have: int) -> StreamResult:
+        def lines() -> Iterator[dict[str, Any]]:
+            assert s.source is not None
+            for _, rec in iter_jsonl(s.source, LogLine):
+                if isinstance(rec, Problem):
+                    continue  # reported by validation; skipped in lenient mode
+                entry: dict[str, Any] = {"timestamp": rec.timestamp, "level": rec.level, "message": rec.message}
+                if rec.metadata:
+                    entry["metadata"] = rec.metadata
+                yield entry
+
+        def send(batch: list[dict[str, Any]], position: int) -> None:
+            numbered = [{**entry, "sequenceNumber": position + i} for i, entry in enumerate(batch)]
+            self.client.append_logs(exp_id, numbered)
+
+        return self._stream(e, s, lines(), have, send, self._batch_size(e))
+
+    def _metric(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, have: int) -> StreamResult:
+        def points() -> Iterator[dict[str, Any]]:
+            assert s.source is not None
+            for _, rec in iter_jsonl(s.source, MetricPoint):
+                if not isinstance(rec, Problem):
+                    yield rec.data
+
+        def send(batch: list[dict[str, Any]], position: int) -> None:
+            self.client.append_batch(exp_id, s.name, batch, position, s.metric_info or None)
+
+        return self._stream(e, s, points(), have, send, self._batch_size(e))
+
+    def _file(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, live: set[tuple[str, str, str]]) -> StreamResult:
+        entry = s.file
+        assert entry is not None and s.source is not None
+        result = StreamResult("file", _file_label(s))
+        if (entry.path, entry.filename, entry.checksum) in live:
+            result.already = 1
+        else:
+            self._call(self.client.upload_file, exp_id, s.source, prefix=entry.path, filename=entry.filename,
+                       checksum=entry.checksum, size=entry.sizeBytes, content_type=entry.contentType,
+                       description=entry.description, tags=entry.tags, metadata=entry.metadata)
+            result.sent = 1
+            result.bytes = entry.sizeBytes
+        self.progress.advance(e, entry.sizeBytes)
+        return result
+
+    def _batch_size(self, e: ExperimentPlan) -> int:
+        return e.batch_size
+
+
+def _skip(items: Iterator[Any], n: int) -> Iterator[Any]:
+    for i, item in enumerate(items):
+        if i >= n:
+            yield item
+
+
+def _file_label(s: StreamPlan) -> str:
+    entry = s.file
+    if entry is None:
+        return s.name
+    return f"{entry.path.rstrip('/')}/{entry.filename}"

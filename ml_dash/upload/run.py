@@ -1,0 +1,250 @@
+"""The whole of ``ml-dash upload`` on a resolved configuration, stage by stage.
+
+discover → validate → plan → (dry run: describe) → engine → report. Messages follow the
+seed document; the exit code is 0 when everything was uploaded, 1 when anything failed
+(or strict validation refused), 2 for configuration errors (raised as ConfigError).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ml_dash.config.models import UploadConfig
+from ml_dash.errors import ConfigError
+from ml_dash.upload.discover import DiscoveredExperiment, discover
+from ml_dash.upload.plan import Plan, build_plan, human_bytes
+from ml_dash.upload.state import UploadState, load_state
+from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator
+
+__all__ = ["upload"]
+
+
+def _token(cfg: UploadConfig) -> str:
+    if cfg.api_key is not None:
+        return cfg.api_key.get_secret_value()
+    assert cfg.username
+    from ml_dash.api.auth import make_username_token
+
+    print(f"Generating API key from username: {cfg.username}")
+    return make_username_token(cfg.username)
+
+
+def _require_remote_and_auth(cfg: UploadConfig) -> None:
+    if not cfg.remote:
+        raise ConfigError("--remote URL is required (or set in config)",
+                          hint="pass --remote http://host:8000, set ML_DASH_REMOTE, or remote_url in "
+                               "~/.ml-dash/config.json")
+    if cfg.api_key is None and not cfg.username:
+        raise ConfigError("--api-key or --username is required (or set in config)",
+                          hint="create a key on the server with `ml-dash serve token create NAME`, then set "
+                               "ML_DASH_API_KEY or api_key in ~/.ml-dash/config.json")
+
+
+def _client(cfg: UploadConfig, token: str) -> object:
+    from ml_dash.api.client import ApiClient, RetryPolicy
+
+    assert cfg.remote is not None
+    retry = RetryPolicy(attempts=cfg.retry.attempts, backoff=cfg.retry.backoff, max_backoff=cfg.retry.max_backoff,
+                        timeout=cfg.retry.timeout)
+    return ApiClient(cfg.remote, token, retry=retry, max_connections=cfg.workers + 2)
+
+
+def _resume_state(cfg: UploadConfig, root: Path) -> tuple[UploadState, frozenset[str]]:
+    fresh = UploadState(path=cfg.state_file, local_path=str(root.resolve()), remote_url=cfg.remote or "")
+    if not cfg.resume:
+        return fresh, frozenset()
+    previous = load_state(cfg.state_file)
+    if previous is None:
+        print("No previous upload state found. Starting fresh upload.")
+        return fresh, frozenset()
+    if previous.local_path != fresh.local_path:
+        print("Warning: State file local path doesn't match. Starting fresh upload.")
+        return fresh, frozenset()
+    if previous.remote_url != fresh.remote_url:
+        print("Warning: State file remote URL doesn't match. Starting fresh upload.")
+        return fresh, frozenset()
+    print(f"Resuming previous upload from {previous.timestamp}")
+    print(f"  Already completed: {len(previous.completed)} experiments")
+    print(f"  Failed: {len(previous.failed)} experiments")
+    return previous, frozenset(previous.completed)
+
+
+def _nothing_found(cfg: UploadConfig) -> str:
+    if cfg.project and cfg.experiment:
+        return f"No experiment found: {cfg.project}/{cfg.experiment}"
+    if cfg.project:
+        return f"No experiments found in project: {cfg.project}"
+    return "No experiments found in local storage"
+
+
+def _summary(c: CheckedExperiment) -> str:
+    parts = []
+    if c.logs is not None:
+        parts.append("logs")
+    if c.params is not None:
+        parts.append("params")
+    if c.metrics:
+        parts.append(f"{len(c.metrics)} metrics")
+    if c.files:
+        parts.append(f"{len(c.files)} files ({human_bytes(c.file_bytes)})")
+    return ", ".join(parts) or "metadata only"
+
+
+def _print_validation(checked: list[CheckedExperiment], cfg: UploadConfig) -> int:
+    """The discovery bullets and the validation block; returns how many are invalid."""
+    if cfg.verbose or cfg.dry_run:
+        print("\nDiscovered experiments:")
+        for c in checked:
+            print(f"  • {c.exp.identity.display} ({_summary(c)})")
+    print("\nValidating experiments...")
+    invalid = 0
+    for c in checked:
+        shown = c.errors or (c.warnings if cfg.verbose or cfg.dry_run or not cfg.strict else [])
+        if not shown:
+            continue
+        invalid += bool(c.errors)
+        print(f"  {'✗' if c.errors else '⚠'} {c.exp.identity.display}:")
+        for line in shown:
+            print(f"      {line}")
+        if cfg.verbose:
+            for detail in c.details:
+                print(f"        {detail}")
+    return invalid
+
+
+def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
+    """Dry run with a reachable server: how much of each experiment is already there."""
+    if not cfg.remote or (cfg.api_key is None and not cfg.username):
+        return None
+    from ml_dash.api.client import ApiClient, RetryPolicy
+    from ml_dash.errors import ApiError
+
+    token = cfg.api_key.get_secret_value() if cfg.api_key else _token(cfg)
+    found: dict[str, str] = {}
+    try:
+        with ApiClient(cfg.remote, token, retry=RetryPolicy(attempts=1, timeout=min(cfg.retry.timeout, 10))) as c:
+            query = ("query E($projectSlug: String!, $experimentName: String!) { experiment(projectSlug: "
+                     "$projectSlug, experimentName: $experimentName) { id } }")
+            for e in plan.experiments:
+                exp = c.graphql(query, {"projectSlug": e.project, "experimentName": e.name}).get("experiment")
+                if not exp:
+                    found[e.key] = "new"
+                    continue
+                there = c.streams(str(exp["id"])) or {}
+                have = (min(there.get("logs", 0), e.count("logs"))
+                        + sum(min((there.get("metrics") or {}).get(s.name, 0), s.items)
+                              for s in e.streams if s.kind == "metric"))
+                todo = e.count("logs") + e.count("metric")
+                files = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
+                have_files = sum(1 for s in e.streams if s.file and (s.file.path, s.file.filename,
+                                                                      s.file.checksum) in files)
+                found[e.key] = f"{have}/{todo} records, {have_files}/{e.count('file')} files"
+    except ApiError as exc:
+        print(f"(server not checked: {exc.message})")
+        return None
+    return found
+
+
+def upload(cfg: UploadConfig) -> int:
+    if not cfg.dry_run:
+        _require_remote_and_auth(cfg)
+        token = _token(cfg)
+    root = cfg.path
+    if not root.exists():
+        raise ConfigError(f"Local storage path does not exist: {root}",
+                          hint="pass the directory your experiments were logged to (the SDK's local_path)")
+    state, completed = _resume_state(cfg, root) if not cfg.dry_run else (None, frozenset())
+    print(f"Scanning local storage: {root.resolve()}")
+    found = discover(root, cfg.project, cfg.experiment)
+    for problem in found.problems:
+        print(f"Warning: {problem}", file=sys.stderr)
+    experiments: list[DiscoveredExperiment] = found.experiments
+    if not experiments:
+        print(_nothing_found(cfg))
+        return 1
+    if completed:
+        before = len(experiments)
+        experiments = [e for e in experiments if e.key not in completed]
+        print(f"Skipping {before - len(experiments)} already completed experiment(s)")
+    print(f"Found {len(experiments)} experiment(s) to upload")
+    validator = ExperimentValidator(strict=cfg.strict)
+    checked = [validator.validate_experiment(e) for e in experiments]
+    invalid = _print_validation(checked, cfg)
+    valid = [c for c in checked if c.is_valid]
+    if invalid:
+        print(f"\n{invalid} experiment(s) failed validation and will be skipped")
+        if cfg.strict:
+            print("Error: Validation failed in --strict mode", file=sys.stderr)
+            _report(cfg, None, 1, checked)
+            return 1
+    if not valid and experiments:
+        print("Error: No valid experiments to upload", file=sys.stderr)
+        _report(cfg, None, 1, checked)
+        return 1
+    print(f"{len(valid)} experiment(s) ready to upload")
+    plan = build_plan(valid, batch_size=cfg.batch_size, skip_params=cfg.skip.params, skip_logs=cfg.skip.logs,
+                      skip_metrics=cfg.skip.metrics, skip_files=cfg.skip.files)
+    if cfg.dry_run:
+        return _dry_run(cfg, plan, invalid)
+    return _execute(cfg, plan, token, state, checked, invalid)
+
+
+def _dry_run(cfg: UploadConfig, plan: Plan, invalid: int) -> int:
+    from ml_dash.cli.console import print_table
+
+    header, rows = plan.describe()
+    there = _on_server(cfg, plan)
+    if there is not None:
+        n = len(plan.experiments)
+        header = (*header, "on the server")
+        rows = [(*row, there.get(e.key, "")) for row, e in zip(rows[:n], plan.experiments, strict=True)] + [
+            (*row, "") for row in rows[n:]]
+    print(f"\nPlan (batch size {cfg.batch_size}):")
+    print_table(header, rows)
+    print("\nDRY RUN - No data will be uploaded")
+    print("Run without --dry-run to proceed with upload.")
+    return 0 if not invalid else 1
+
+
+def _execute(cfg: UploadConfig, plan: Plan, token: str, state: UploadState | None,
+             checked: list[CheckedExperiment], invalid: int) -> int:
+    from ml_dash.upload.engine import Engine
+    from ml_dash.upload.progress import choose_progress
+    from ml_dash.upload.report import print_results, print_summary
+
+    print(f"\nUploading to: {cfg.remote}")
+    client = _client(cfg, token)
+    try:
+        with choose_progress(cfg.progress, plan) as progress:
+            run = Engine(client, workers=cfg.workers, progress=progress).run(plan, state)  # type: ignore[arg-type]
+    finally:
+        client.close()  # type: ignore[attr-defined]
+    print_results(run, cfg.verbose)
+    print_summary(run)
+    exit_code = 0 if run.ok and not invalid else 1
+    assert state is not None
+    if run.ok and not invalid:
+        if cfg.state_file.exists():
+            state.remove()
+            print("\nUpload complete. State file removed.")
+        else:
+            print("\nUpload complete.")
+    else:
+        state.save()
+        print(f"\nState saved to {cfg.state_file}. Use --resume to retry failed uploads.")
+    _report(cfg, run, exit_code, checked)
+    return exit_code
+
+
+def _report(cfg: UploadConfig, run: object, exit_code: int, checked: list[CheckedExperiment]) -> None:
+    if cfg.report.format != "json" and cfg.report.path is None:
+        return
+    from ml_dash.upload.report import write_report
+
+    invalid = [{"key": c.exp.key, "experiment": c.exp.identity.display, "status": "invalid", "errors": c.errors}
+               for c in checked if not c.is_valid]
+    path = cfg.report.path or Path("ml-dash-report.json")
+    write_report(path, run, remote=cfg.remote, local_path=cfg.path, exit_code=exit_code,  # type: ignore[arg-type]
+                 invalid=invalid)
+    print(f"Report written to {path}")
