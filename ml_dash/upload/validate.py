@@ -9,13 +9,17 @@ are not uploaded. JSONL is streamed: memory stays flat however large the tree is
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ml_dash.errors import InvalidInputError, RecordError
+from ml_dash.records.base import describe_validation_error
 from ml_dash.records.experiment import ExperimentRecord
-from ml_dash.records.files import FileEntry, FilesManifest
+from ml_dash.records.files import FileEntry
 from ml_dash.records.logs import LogLine
 from ml_dash.records.metrics import MetricMetadata, MetricPoint
 from ml_dash.records.parameters import ParametersRecord
@@ -179,18 +183,32 @@ class ExperimentValidator:
             result.details.append(exc.message)
 
     def _check_files(self, result: CheckedExperiment) -> None:
+        """Each manifest entry on its own: one bad entry does not take the good ones with it."""
         paths = result.exp.paths
         if not paths.files_manifest.is_file():
             return
         try:
-            manifest = load_record(paths.files_manifest, FilesManifest)
-        except RecordError as exc:
-            self._problem(result, f"files/.files_metadata.json is invalid: {exc.message.split(': ', 1)[-1]} "
-                                  "(will skip all files)")
-            result.details.append(exc.message)
+            doc = json.loads(paths.files_manifest.read_bytes())
+        except ValueError as exc:
+            line = exc.lineno if isinstance(exc, json.JSONDecodeError) else "?"
+            self._manifest_problem(result, f"{paths.files_manifest}:{line}: invalid JSON")
+            return
+        entries = doc.get("files") if isinstance(doc, dict) else None
+        if not isinstance(entries, list):
+            self._manifest_problem(result, f"{paths.files_manifest}: expected {{\"files\": [...]}}")
             return
         files_root = paths.files_dir.resolve()
-        for entry in manifest.files:
+        for i, raw in enumerate(entries):
+            try:
+                entry = FileEntry.model_validate(raw)
+            except ValidationError as exc:
+                label = raw.get("filename", f"#{i}") if isinstance(raw, dict) else f"#{i}"
+                problem = f"manifest entry files.{i} is invalid: {describe_validation_error(exc)}"
+                entry = FileEntry.model_construct(id=f"#{i}", path="", filename=str(label), sizeBytes=0,
+                                                  checksum="", deletedAt=None)
+                result.files.append(FileCheck(entry=entry, blob=None, problem=problem))
+                self._problem(result, f"file {label}: {problem} (will skip)")
+                continue
             if entry.deleted:
                 result.deleted_files += 1  # soft-deleted: kept on disk, never uploaded
                 continue
@@ -200,6 +218,12 @@ class ExperimentValidator:
             if check.problem:
                 self._problem(result, f"file {entry.path.rstrip('/')}/{entry.filename}: {check.problem} "
                                       "(will skip)")
+
+    def _manifest_problem(self, result: CheckedExperiment, problem: str) -> None:
+        entry = FileEntry.model_construct(id="manifest", path="", filename=".files_metadata.json", sizeBytes=0,
+                                          checksum="", deletedAt=None)
+        result.files.append(FileCheck(entry=entry, blob=None, problem=problem))
+        self._problem(result, f"files/.files_metadata.json is invalid: {problem} (will skip all files)")
 
     def _file_problem(self, entry: FileEntry, files_dir: Path, files_root: Path, check: FileCheck) -> str | None:
         try:

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.server import LiveServer, live_server
+
+
+class Target:
+    """A live server and an API key for one namespace; reads back what the server holds."""
+
+    def __init__(self, server: LiveServer, key: str) -> None:
+        self.server = server
+        self.url = server.url
+        self.key = key
+        self.http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+    def experiments(self) -> dict[str, dict]:
+        q = ("query { projects { slug } }")
+        projects = [p["slug"] for p in self.http.post("/graphql", json={"query": q}).json()["data"]["projects"]]
+        out = {}
+        for project in projects:
+            q = ("query E($p: String!) { experiments(projectSlug: $p) { id name status metadata "
+                 "project { slug } } }")
+            for e in self.http.post("/graphql", json={"query": q, "variables": {"p": project}}).json()["data"][
+                    "experiments"]:
+                out[f"{project}/{e['name']}"] = e
+        return out
+
+    def content(self) -> dict[str, dict]:
+        """Everything the server holds, per experiment, in comparable form."""
+        out = {}
+        for key, e in self.experiments().items():
+            exp_id = e["id"]
+            logs = self.http.get(f"/experiments/{exp_id}/logs", params={"limit": 10000}).json()["logs"]
+            metrics = {}
+            for m in self.http.get(f"/experiments/{exp_id}/metrics").json()["metrics"]:
+                data = self.http.get(f"/experiments/{exp_id}/metrics/{m['name']}/data",
+                                     params={"limit": 100000}).json()["data"]
+                metrics[m["name"]] = [p["data"] for p in data]
+            files = sorted((f["path"], f["filename"], f["checksum"])
+                           for f in self.http.get(f"/experiments/{exp_id}/files").json()["files"])
+            out[key] = {"params": self.http.get(f"/experiments/{exp_id}/parameters").json()["data"],
+                        "logs": [(x["level"], x["message"], x["metadata"]) for x in logs],
+                        "metrics": metrics, "files": files}
+        return out
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    with live_server(tmp_path / "server", "log_requests=false") as server:
+        t = Target(server, server.token("uploader", "alice"))
+        yield t
+        t.close()
+
+
+def expected_content(root: Path) -> dict[str, dict]:
+    """What one clean upload of ``root`` must leave on the server (from the local records)."""
+    from tests.helpers.trees import records_of
+
+    out = {}
+    for rec in records_of(root).values():
+        out[f"{rec['project']}/{rec['name']}"] = {
+            "params": rec["params"], "logs": [(level, msg, meta) for _, level, msg, meta in rec["logs"]],
+            "metrics": rec["metrics"], "files": sorted((p, f, c) for p, f, _, c in rec["files"])}
+    return out
