@@ -10,7 +10,7 @@ it, first one canonical) and ``secret`` (never echoed). Env var names are derive
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
@@ -58,6 +58,10 @@ class ReportConfig(BaseModel):
                               json_schema_extra=flags("--report"))
 
 
+AUTO_LOG_BATCH = 1000
+AUTO_METRIC_BATCH = 10_000
+
+
 class UploadConfig(BaseModel):
     """Configuration of ``ml-dash upload``."""
 
@@ -80,8 +84,9 @@ class UploadConfig(BaseModel):
     strict: bool = Field(False, description="Fail on any validation problem before anything is sent.",
                          json_schema_extra=flags("--strict"))
     verbose: bool = Field(False, description="Show detailed progress.", json_schema_extra=flags("-v", "--verbose"))
-    batch_size: int = Field(100, gt=0, le=100_000, description="Log lines / metric points per request.",
-                            json_schema_extra=flags("--batch-size"))
+    batch_size: Annotated[int, Field(gt=0, le=100_000)] | Literal["auto"] = Field(
+        "auto", description="Log lines / metric points per request; auto: 1000 log lines and 10000 metric points "
+                            "(0.5.8 sent 100 of each).", json_schema_extra=flags("--batch-size"))
     resume: bool = Field(False, description="Resume a previous interrupted upload.",
                          json_schema_extra=flags("--resume"))
     state_file: Path = Field(Path(".ml-dash-upload-state.json"), description="Path of the resume state file.",
@@ -93,6 +98,12 @@ class UploadConfig(BaseModel):
         json_schema_extra=flags("--progress"))
     retry: RetryConfig = Field(default_factory=RetryConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    def batch_sizes(self) -> tuple[int, int]:
+        """(log lines, metric points) per request."""
+        if self.batch_size == "auto":
+            return AUTO_LOG_BATCH, AUTO_METRIC_BATCH
+        return self.batch_size, self.batch_size
 
     @field_validator("path", "state_file")
     @classmethod

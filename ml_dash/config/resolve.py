@@ -216,20 +216,35 @@ def resolve(
     return Resolved(config=config, sources=sources, profiles=[s.name for s in chosen_sources], warnings=warnings)
 
 
+def _key_of(loc: tuple[object, ...], known: list[str]) -> str:
+    """The config key of an error location, without pydantic's union-member parts
+    (``batch_size.constrained-int`` → ``batch_size``)."""
+    parts = [str(p) for p in loc]
+    for n in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:n])
+        if candidate in known or any(k.startswith(candidate + ".") for k in known):
+            return candidate
+    return ".".join(parts)
+
+
 def _validation_rows(exc: ValidationError, sources: dict[str, str], known: list[str],
                      spec: CommandSpec) -> list[ConfigProblem]:
     secret_keys = {leaf.key for leaf in leaves(spec.model(), spec.env_prefix) if leaf.secret}
-    rows = []
+    problems: dict[str, list[str]] = {}
     for err in exc.errors(include_url=False, include_input=False):
-        key = ".".join(str(p) for p in err["loc"])
+        key = _key_of(err["loc"], known)
         if err["type"] == "extra_forbidden":
             guess = did_you_mean(key, known)
             problem = f"unknown key for {spec.name}" + (f"; did you mean '{guess}'?" if guess else "")
         else:
             problem = err["msg"].removeprefix("Value error, ")
-        source = sources.get(key) or next((v for k, v in sources.items() if key.startswith(k + ".")), "cli")
         if key in secret_keys:
             problem = problem.split(" (got")[0]
+        problems.setdefault(key, []).append(problem)
+    rows = []
+    for key, found in problems.items():
+        # A union (a number or 'auto') fails once per member: say it once.
+        problem = found[0] + "".join(", or " + p.removeprefix("Input should be ") for p in found[1:])
+        source = sources.get(key) or next((v for k, v in sources.items() if key.startswith(k + ".")), "cli")
         rows.append(ConfigProblem(key, problem, source))
     return rows
-

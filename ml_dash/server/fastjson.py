@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["dumps", "dumps_each", "loads"]
+__all__ = ["dumps", "dumps_array", "dumps_each", "loads"]
 
 _INF = float("inf")
 
@@ -41,6 +41,9 @@ try:
         # orjson writes NaN/Infinity as null: such values go through the stdlib, which keeps them.
         return [orjson.dumps(v).decode() if _finite(v) else json.dumps(v) for v in values]
 
+    def dumps_array(values: Sequence[Any]) -> str:
+        return orjson.dumps(list(values)).decode() if _finite(list(values)) else json.dumps(list(values))
+
 except ImportError:  # pragma: no cover - the server extra installs orjson
 
     def loads(data: bytes | str) -> Any:
@@ -51,3 +54,6 @@ except ImportError:  # pragma: no cover - the server extra installs orjson
 
     def dumps_each(values: Sequence[Any]) -> list[str]:
         return [json.dumps(v) for v in values]
+
+    def dumps_array(values: Sequence[Any]) -> str:
+        return json.dumps(list(values))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets as secrets_module
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from ml_dash.server.storage.blobs import BlobStore
 from ml_dash.server.storage.registry import open_blob_store, open_metadata_store
 from ml_dash.server.storage.sql import SqlMetadataStore
 
-__all__ = ["Principal", "ServerState", "is_loopback"]
+__all__ = ["KEY_CACHE_SECONDS", "Principal", "ServerState", "is_loopback"]
+
+KEY_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class ServerState:
         legacy = cfg.auth.legacy_username_tokens
         self.legacy_tokens = is_loopback(cfg.host) if legacy is None else legacy
         self._jwt_secrets = [self.secret] + ([LEGACY_SECRET] if self.legacy_tokens else [])
+        self._key_cache: dict[str, tuple[Principal, float]] = {}
 
     def _load_or_make_secret(self) -> str:
         path = self.data_dir / "secret.json"
@@ -88,11 +92,21 @@ class ServerState:
             hint = None if self.legacy_tokens else ("username tokens of ml-dash 0.5.x are refused unless the server "
                                                     "enables auth.legacy_username_tokens; use an API key")
             raise ServerError("unauthenticated", "invalid or expired token", hint=hint)
-        ns = self.store.namespace_for_key(hash_api_key(token))
+        digest = hash_api_key(token)
+        cached = self._key_cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        ns = self.store.namespace_for_key(digest)
         if ns is None:
             raise ServerError("unauthenticated", "unknown or revoked API key",
                               hint="create one on the server: ml-dash serve token create NAME")
-        return Principal(ns["id"], ns["slug"])
+        principal = Principal(ns["id"], ns["slug"])
+        # A revoked key keeps working for at most KEY_CACHE_SECONDS: one lookup per request would
+        # otherwise be a database round trip for every batch of an upload.
+        if len(self._key_cache) > 10_000:
+            self._key_cache.clear()
+        self._key_cache[digest] = (principal, time.monotonic() + KEY_CACHE_SECONDS)
+        return principal
 
     def experiment(self, principal: Principal, experiment_id: str) -> dict[str, Any]:
         """The experiment if it belongs to the caller's namespace; 403 otherwise (existing or not)."""

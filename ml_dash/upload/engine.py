@@ -219,7 +219,7 @@ class Engine:
             numbered = [{**entry, "sequenceNumber": position + i} for i, entry in enumerate(batch)]
             self.client.append_logs(exp_id, numbered)
 
-        return self._stream(e, s, lines(), have, send, self._batch_size(e))
+        return self._stream(e, s, lines(), have, send, s.batch)
 
     def _metric(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, have: int) -> StreamResult:
         def points() -> Iterator[dict[str, Any]]:
@@ -231,7 +231,7 @@ class Engine:
         def send(batch: list[dict[str, Any]], position: int) -> None:
             self.client.append_batch(exp_id, s.name, batch, position, s.metric_info or None)
 
-        return self._stream(e, s, points(), have, send, self._batch_size(e))
+        return self._stream(e, s, points(), have, send, s.batch)
 
     def _file(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, live: set[tuple[str, str, str]]) -> StreamResult:
         entry = s.file
@@ -247,9 +247,6 @@ class Engine:
             result.bytes = entry.sizeBytes
         self.progress.advance(e, entry.sizeBytes)
         return result
-
-    def _batch_size(self, e: ExperimentPlan) -> int:
-        return e.batch_size
 
 
 def _skip(items: Iterator[Any], n: int) -> Iterator[Any]:

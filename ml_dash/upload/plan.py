@@ -31,6 +31,7 @@ class StreamPlan:
     source: Path | None = None
     file: FileEntry | None = None
     metric_info: dict[str, Any] | None = None  # description/tags/metadata of a metric series
+    batch: int = 0  # records per request (logs and metrics)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ class ExperimentPlan:
     streams: tuple[StreamPlan, ...]
     invalid_lines: int
     skipped_files: int
-    batch_size: int = 100
     status: str | None = None  # final status, when the tree records one
     file_problems: tuple[tuple[str, str], ...] = ()  # (file, problem): reported as failures, never sent
 
@@ -68,7 +68,8 @@ class ExperimentPlan:
 @dataclass(frozen=True)
 class Plan:
     experiments: tuple[ExperimentPlan, ...]
-    batch_size: int
+    log_batch: int
+    metric_batch: int
 
     @property
     def requests(self) -> int:
@@ -117,7 +118,7 @@ def _recorded_status(checked: CheckedExperiment) -> str | None:
     return status if status in ("COMPLETED", "FAILED", "CANCELLED") else None
 
 
-def build_plan(checked: list[CheckedExperiment], *, batch_size: int, skip_params: bool = False,
+def build_plan(checked: list[CheckedExperiment], *, log_batch: int, metric_batch: int, skip_params: bool = False,
                skip_logs: bool = False, skip_metrics: bool = False, skip_files: bool = False) -> Plan:
     plans = []
     for c in checked:
@@ -126,12 +127,13 @@ def build_plan(checked: list[CheckedExperiment], *, batch_size: int, skip_params
             streams.append(StreamPlan("params", "parameters", len(c.params), 0, 1))
         if c.logs and c.logs.valid and not skip_logs:
             streams.append(StreamPlan("logs", "logs", c.logs.valid, c.logs.path.stat().st_size,
-                                      _ceil_div(c.logs.valid, batch_size), c.logs.path))
+                                      _ceil_div(c.logs.valid, log_batch), c.logs.path, batch=log_batch))
         if not skip_metrics:
             for m in c.metrics:
                 if m.valid:
                     streams.append(StreamPlan("metric", m.name, m.valid, m.path.stat().st_size,
-                                              _ceil_div(m.valid, batch_size), m.path, metric_info=m.info))
+                                              _ceil_div(m.valid, metric_batch), m.path, metric_info=m.info,
+                                              batch=metric_batch))
         if not skip_files:
             for f in c.uploadable_files:
                 streams.append(StreamPlan("file", f.entry.filename, 1, f.entry.sizeBytes, 1, f.blob, f.entry))
@@ -139,8 +141,8 @@ def build_plan(checked: list[CheckedExperiment], *, batch_size: int, skip_params
             key=c.exp.key, display=c.exp.identity.display, project=c.exp.project, name=c.exp.experiment,
             path=c.exp.path, create_body=create_body(c), params=None if skip_params else c.params,
             streams=tuple(streams), invalid_lines=c.invalid_lines,
-            skipped_files=sum(1 for f in c.files if f.problem), batch_size=batch_size,
+            skipped_files=sum(1 for f in c.files if f.problem),
             status=_recorded_status(c),
             file_problems=() if skip_files else tuple(
                 (f"{f.entry.path.rstrip('/')}/{f.entry.filename}", f.problem) for f in c.files if f.problem)))
-    return Plan(experiments=tuple(plans), batch_size=batch_size)
+    return Plan(experiments=tuple(plans), log_batch=log_batch, metric_batch=metric_batch)

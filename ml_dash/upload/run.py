@@ -183,7 +183,9 @@ def upload(cfg: UploadConfig) -> int:
         _report(cfg, None, 1, checked)
         return 1
     print(f"{len(valid)} experiment(s) ready to upload")
-    plan = build_plan(valid, batch_size=cfg.batch_size, skip_params=cfg.skip.params, skip_logs=cfg.skip.logs,
+    log_batch, metric_batch = cfg.batch_sizes()
+    plan = build_plan(valid, log_batch=log_batch, metric_batch=metric_batch, skip_params=cfg.skip.params,
+                      skip_logs=cfg.skip.logs,
                       skip_metrics=cfg.skip.metrics, skip_files=cfg.skip.files)
     if cfg.dry_run:
         return _dry_run(cfg, plan, invalid)
@@ -200,7 +202,9 @@ def _dry_run(cfg: UploadConfig, plan: Plan, invalid: int) -> int:
         header = (*header, "on the server")
         rows = [(*row, there.get(e.key, "")) for row, e in zip(rows[:n], plan.experiments, strict=True)] + [
             (*row, "") for row in rows[n:]]
-    print(f"\nPlan (batch size {cfg.batch_size}):")
+    size = (f"auto: {plan.log_batch} log lines, {plan.metric_batch} metric points" if cfg.batch_size == "auto"
+            else str(cfg.batch_size))
+    print(f"\nPlan (batch size {size}):")
     print_table(header, rows)
     print("\nDRY RUN - No data will be uploaded")
     print("Run without --dry-run to proceed with upload.")

@@ -21,7 +21,7 @@ def test_overrides_filter_and_skip_in_a_dry_run(tree: Path, home: Home) -> None:
     r = run_cli("upload", str(tree), "project=deep-learning", "skip.logs=true", "--dry-run", env=home.env)
     assert r.returncode == 0, r.stderr
     assert "Found 2 experiment(s) to upload" in r.stdout
-    table = r.stdout.split("Plan (batch size 100):\n")[1].split("\n\n")[0].splitlines()
+    table = r.stdout.split("Plan (batch size auto: 1000 log lines, 10000 metric points):\n")[1].split("\n\n")[0].splitlines()
     assert [line.split()[:3] for line in table] == [
         ["experiment", "params", "log"], ["deep-learning/exp1", "2", "0"], ["sweeps/deep-learning/exp2", "2", "0"],
         ["total", "4", "0"]]

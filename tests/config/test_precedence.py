@@ -14,7 +14,7 @@ def ov(text: str) -> Override:
 
 def test_default_when_nothing_is_set(home: Home) -> None:
     r = resolve("upload", [], env=home.env)
-    assert (r.config.batch_size, r.sources["batch_size"]) == (100, "default")
+    assert (r.config.batch_size, r.sources["batch_size"]) == ("auto", "default")
 
 
 def test_precedence_file_over_defaults(home: Home) -> None:
@@ -47,7 +47,7 @@ def test_cli_profile_replaces_the_env_profile(home: Home) -> None:
     home.profile("a", "batch_size: 11\n")
     home.profile("b", "workers: 3\n")
     r = resolve("upload", [ov("+profile=b")], env={**home.env, "ML_DASH_PROFILE": "a"})
-    assert r.profiles == ["b"] and r.config.batch_size == 100 and r.config.workers == 3
+    assert r.profiles == ["b"] and r.config.batch_size == "auto" and r.config.workers == 3
 
 
 def test_env_profile_selects_when_cli_is_silent(home: Home) -> None:

@@ -27,8 +27,10 @@ def experiment(store: SqlMetadataStore, name: str = "e") -> int:
 
 
 def test_migrations_are_versioned_and_idempotent(store: SqlMetadataStore) -> None:
-    assert store.migrate() == 1
-    assert store.migrate() == 1
+    from ml_dash.server.storage.migrations import MIGRATIONS
+
+    assert store.migrate() == len(MIGRATIONS) == 2
+    assert store.migrate() == 2
 
 
 def test_experiment_upsert_creates_project_and_updates_given_fields(store: SqlMetadataStore) -> None:
@@ -44,18 +46,45 @@ def test_experiment_upsert_creates_project_and_updates_given_fields(store: SqlMe
 
 def test_positioned_metric_appends_never_duplicate(store: SqlMetadataStore) -> None:
     exp = experiment(store)
-    points = [f'{{"v": {i}}}' for i in range(10)]
-    metric, start, inserted = store.append_points(exp, "loss", points, 0, "d", ["t"], None)
+    metric, start, inserted = store.append_points(exp, "loss", [{"v": i} for i in range(10)], 0, "d", ["t"], None)
     assert (start, inserted, metric["total"]) == (0, 10, 10)
-    metric, start, inserted = store.append_points(exp, "loss", [f'{{"v": {i}}}' for i in range(5, 15)], 5, None,
-                                                  None, None)
+    metric, start, inserted = store.append_points(exp, "loss", [{"v": i} for i in range(5, 15)], 5, None, None, None)
     assert (start, inserted, metric["total"]) == (5, 5, 15)  # 5..9 were there already
-    metric, start, inserted = store.append_points(exp, "loss", ['{"v": 15}'], None, None, None, None)
+    metric, start, inserted = store.append_points(exp, "loss", [{"v": 15}], None, None, None, None)
     assert (start, inserted, metric["total"]) == (15, 1, 16)  # 0.5.8 style: no position, at the end
     rows = store.read_points(metric["id"], 0, 100)
-    assert [r["idx"] for r in rows] == list(range(16)) and rows[7]["data"] == '{"v": 7}'
+    assert [r[0] for r in rows] == list(range(16)) and [r[1] for r in rows] == [{"v": i} for i in range(16)]
+    assert [r[0] for r in store.read_points(metric["id"], 7, 5)] == [7, 8, 9, 10, 11]  # across chunks
     with pytest.raises(ServerError, match="leaves a gap"):
-        store.append_points(exp, "loss", ['{"v": 0}'], 17, None, None, None)
+        store.append_points(exp, "loss", [{"v": 0}], 17, None, None, None)
+
+
+def test_migration_2_moves_version_1_points_into_chunks(tmp_path: Path) -> None:
+    import sqlite3
+
+    from ml_dash.server.storage.migrations import MIGRATIONS
+
+    db = tmp_path / "v1.db"  # a database as version 1 left it, points one row each
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement.format(ID="INTEGER", JSON="TEXT"))
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.execute("INSERT INTO namespaces VALUES (1, 'a', 'a', 't')")
+    conn.execute("INSERT INTO projects VALUES (2, 1, 'p', 'p', NULL, '[]', 't')")
+    conn.execute("INSERT INTO experiments (id, project_id, name, tags, bindrs, status, write_protected, log_count, "
+                 "params_version, created_at, updated_at) VALUES (3, 2, 'e', '[]', '[]', 'RUNNING', 0, 0, 0, 't', 't')")
+    conn.execute("INSERT INTO metrics (id, experiment_id, name, tags, total, created_at, updated_at) "
+                 "VALUES (4, 3, 'm', '[]', 3, 't', 't')")
+    for i in range(3):
+        conn.execute("INSERT INTO metric_points VALUES (4, ?, ?, 't')", (i, f'{{"v": {i}}}'))
+    conn.close()
+    store = open_metadata_store(f"sqlite:///{db}")
+    assert store.migrate() == len(MIGRATIONS)
+    assert [r[1] for r in store.read_points(4, 0, 10)] == [{"v": 0}, {"v": 1}, {"v": 2}]
+    metric, start, inserted = store.append_points(3, "m", [{"v": 3}], 3, None, None, None)
+    assert (metric["total"], inserted) == (4, 1)
+    store.close()
 
 
 def test_positioned_log_appends_never_duplicate(store: SqlMetadataStore) -> None:

@@ -11,7 +11,7 @@ from ml_dash.api.errors import ServerError
 from ml_dash.api.models import LogsAppend, LogsAppendOut, MetricAppend, MetricAppendBatch, ParametersIn
 from ml_dash.records.logs import LOG_LEVELS
 from ml_dash.server import render
-from ml_dash.server.fastjson import dumps, dumps_each, loads
+from ml_dash.server.fastjson import dumps, dumps_array, dumps_each, loads
 from ml_dash.server.routes.deps import principal, state
 from ml_dash.server.state import Principal, ServerState
 
@@ -70,8 +70,8 @@ def get_parameters(experiment_id: str, st: ServerState = Depends(state),
 # --- metrics ---------------------------------------------------------------------------------------
 def _append(st: ServerState, exp: dict[str, Any], name: str, points: list[Any], start: int | None,
             body: MetricAppend | MetricAppendBatch) -> tuple[dict[str, Any], int, int]:
-    return st.store.append_points(exp["id"], name, dumps_each(points), start, body.description, body.tags,
-                                  body.metadata)
+    return st.store.append_points(exp["id"], name, points, start, body.description, body.tags, body.metadata,
+                                  encode=dumps_array)
 
 
 @router.post("/experiments/{experiment_id}/metrics/{name:path}/append")
@@ -134,10 +134,12 @@ def _metric(st: ServerState, who: Principal, experiment_id: str, name: str) -> d
     return metric
 
 
-def _points_response(rows: list[dict[str, Any]], start: int, extra: dict[str, Any]) -> Response:
-    """The stored JSON text of each point goes out as is: no parse/dump round trip, and
-    NaN/Infinity (which generic JSON encoders turn into null or refuse) survive."""
-    items = ",".join(f'{{"index":"{r["idx"]}","data":{r["data"]},"createdAt":"{r["created_at"]}"}}' for r in rows)
+def _points_response(rows: list[tuple[int, Any, str]], start: int, extra: dict[str, Any]) -> Response:
+    """Built by hand so that NaN/Infinity (which generic JSON encoders turn into null or
+    refuse) survive, as 0.5.8 clients send and expect them."""
+    encoded = dumps_each([value for _, value, _ in rows])
+    items = ",".join(f'{{"index":"{i}","data":{d},"createdAt":"{c}"}}'
+                     for (i, _, c), d in zip(rows, encoded, strict=True))
     head = {"startIndex": str(start), "endIndex": str(start + len(rows) - 1), **extra}
     return Response(f'{{"data":[{items}],{dumps(head).decode()[1:]}', media_type="application/json")
 

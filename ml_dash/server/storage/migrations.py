@@ -98,3 +98,19 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX files_by_experiment ON files (experiment_id, path, filename)",
     ],
 ]
+
+# --- version 2: metric points stored in chunks (one row per append, a JSON array of points) ----------------
+# One row per point cost ~6 µs of SQLite work per point; a chunk row makes ingest cost per
+# request, not per point. Chunks partition [0, total) of a series without overlap.
+MIGRATIONS.append([
+    """CREATE TABLE metric_chunks (
+        metric_id {ID} NOT NULL REFERENCES metrics(id),
+        start_idx {ID} NOT NULL,
+        end_idx {ID} NOT NULL,
+        data {JSON} NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (metric_id, start_idx))""",
+    "INSERT INTO metric_chunks (metric_id, start_idx, end_idx, data, created_at) "
+    "SELECT metric_id, idx, idx, '[' || data || ']', created_at FROM metric_points",
+    "DROP TABLE metric_points",
+])

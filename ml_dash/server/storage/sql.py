@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,13 @@ def _dumps(value: Any) -> str | None:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _loads_array(text: str) -> list[Any]:
+    from ml_dash.server.fastjson import loads
+
+    value = loads(text)
+    return value if isinstance(value, list) else []
 
 
 class _Dialect:
@@ -181,6 +188,10 @@ class SqlMetadataStore:
 
     # --- namespaces and keys ------------------------------------------------------------------
     def ensure_namespace(self, slug: str) -> Row:
+        with self._tx(write=False) as cur:  # the common case reads only: no write lock per request
+            row = cur.one("SELECT id, slug, name FROM namespaces WHERE slug = ?", (slug,))
+        if row is not None:
+            return row
         with self._tx() as cur:
             row = cur.one("SELECT id, slug, name FROM namespaces WHERE slug = ?", (slug,))
             if row is None:
@@ -358,10 +369,15 @@ class SqlMetadataStore:
         return rows, int((total or {}).get("n") or 0)
 
     # --- metrics -------------------------------------------------------------------------------
-    def append_points(self, experiment_id: int, name: str, points: Sequence[str], start_index: int | None,
+    def append_points(self, experiment_id: int, name: str, points: Sequence[Any], start_index: int | None,
                       description: str | None, tags: list[str] | None, metadata: dict[str, Any] | None,
-                      ) -> tuple[Row, int, int]:
-        """Insert JSON-encoded points; returns ``(metric row, startIndex, inserted)``."""
+                      encode: Callable[[Sequence[Any]], str] = json.dumps) -> tuple[Row, int, int]:
+        """Append points (one chunk row); returns ``(metric row, startIndex, inserted)``.
+
+        With ``start_index`` the points already stored (below the series' total) are
+        dropped, so a retried or resumed batch never duplicates; a start beyond the
+        total would leave a gap and is refused.
+        """
         now = now_iso()
         with self._tx() as cur:
             metric = cur.one("SELECT * FROM metrics WHERE experiment_id = ? AND name = ?", (experiment_id, name))
@@ -377,15 +393,14 @@ class SqlMetadataStore:
             if start > total:
                 raise ServerError("conflict", f"startIndex {start} leaves a gap (metric {name!r} has {total} points)",
                                   hint="resume from the server's count")
-            cur.executemany("INSERT INTO metric_points (metric_id, idx, data, created_at) VALUES (?, ?, ?, ?) "
-                            "ON CONFLICT DO NOTHING",
-                            [(metric["id"], start + i, p, now) for i, p in enumerate(points)])
-            inserted = cur.rowcount
-            new_total = max(total, start + len(points))
-            cur.execute("UPDATE metrics SET total = ?, updated_at = ?, last_data_at = ? WHERE id = ?",
-                        (new_total, now, now, metric["id"]))
-            metric.update(total=new_total, updated_at=now, last_data_at=now)
-            return metric, start, inserted
+            fresh = points[total - start:]
+            if fresh:
+                cur.execute("INSERT INTO metric_chunks (metric_id, start_idx, end_idx, data, created_at) "
+                            "VALUES (?, ?, ?, ?, ?)", (metric["id"], total, total + len(fresh) - 1, encode(fresh), now))
+                cur.execute("UPDATE metrics SET total = ?, updated_at = ?, last_data_at = ? WHERE id = ?",
+                            (total + len(fresh), now, now, metric["id"]))
+                metric.update(total=total + len(fresh), updated_at=now, last_data_at=now)
+            return metric, start, len(fresh)
 
     def get_metric(self, experiment_id: int, name: str) -> Row | None:
         with self._tx(write=False) as cur:
@@ -395,10 +410,19 @@ class SqlMetadataStore:
         with self._tx(write=False) as cur:
             return cur.all("SELECT * FROM metrics WHERE experiment_id = ? ORDER BY created_at, name", (experiment_id,))
 
-    def read_points(self, metric_id: int, start: int, limit: int) -> list[Row]:
+    def read_points(self, metric_id: int, start: int, limit: int) -> list[tuple[int, Any, str]]:
+        """``(index, point, createdAt)`` for indices ``start .. start+limit-1`` that exist."""
+        stop = start + limit
         with self._tx(write=False) as cur:
-            return cur.all("SELECT idx, data, created_at FROM metric_points WHERE metric_id = ? AND idx >= ? "
-                           "ORDER BY idx LIMIT ?", (metric_id, start, limit))
+            chunks = cur.all("SELECT start_idx, data, created_at FROM metric_chunks WHERE metric_id = ? AND "
+                             "end_idx >= ? AND start_idx < ? ORDER BY start_idx", (metric_id, start, stop))
+        out: list[tuple[int, Any, str]] = []
+        for chunk in chunks:
+            first = int(chunk["start_idx"])
+            values = _loads_array(chunk["data"])
+            lo, hi = max(start - first, 0), min(stop - first, len(values))
+            out.extend((first + i, values[i], chunk["created_at"]) for i in range(lo, hi))
+        return out
 
     # --- files ---------------------------------------------------------------------------------
     def add_file(self, experiment_id: int, fields: dict[str, Any]) -> tuple[Row, bool]:
