@@ -94,14 +94,15 @@ def requests_in(log: Path, start: int) -> int:
     return sum(1 for line in log.read_text().splitlines()[start:] if line.startswith("{"))
 
 
-def upload_both(tree: Path, work: Path, batch: int, extra: list[str], label: str) -> dict[str, dict]:
+def upload_both(tree: Path, work: Path, batch: int | None, extra: list[str], label: str) -> dict[str, dict]:
     results = {}
     for name, cli in (("ours", OURS), ("0.5.8", THEIRS)):
         with live_server(work / f"srv-{name}-{label}") as server:
             token = ["--api-key", server.token("bench", "alice")] if name == "ours" else ["--username", "alice"]
             log = server.data_dir / "server.log"
             before = len(log.read_text().splitlines())
-            flags = ["--batch-size", str(batch), *extra] + (["--progress", "none"] if name == "ours" else [])
+            flags = (["--batch-size", str(batch)] if batch else []) + extra + (
+                ["--progress", "none"] if name == "ours" else [])
             r = run_client(cli, tree, server.url, token, flags, work)
             time.sleep(0.2)
             r["requests"] = requests_in(log, before)
@@ -128,7 +129,8 @@ def blob_store_rate(tree: Path, work: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full tree (1.0 = the spec)")
-    parser.add_argument("--batch-size", type=int, default=100, help="for both clients (0.5.8's default is 100)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="the same for both clients (default: each client's own: ours auto, 0.5.8 100)")
     args = parser.parse_args()
     if not THEIRS.exists():
         print(f"the real ml-dash 0.5.8 is not installed at {THEIRS}: run scripts/setup.sh", file=sys.stderr)
@@ -154,7 +156,7 @@ def main() -> int:
                                        ["--progress", "none"], work)["rss_mb"]
     print(f"upload of {spec['experiments']} experiments: {points:,} metric points, "
           f"{spec['experiments'] * spec['logs']:,} log lines, {file_bytes / 2**20:,.0f} MB of files "
-          f"(--batch-size {args.batch_size} for both)")
+          f"(batch size: {args.batch_size or 'each client default'})")
     print(f"{'':28}{'ours':>12}{'0.5.8':>12}{'ratio':>9}")
     for label, res, unit in (("metrics+logs+params", records, points), ("files", files, file_bytes)):
         o, t = res["ours"], res["0.5.8"]

@@ -168,7 +168,8 @@ def upload(cfg: UploadConfig) -> int:
         experiments = [e for e in experiments if e.key not in completed]
         print(f"Skipping {before - len(experiments)} already completed experiment(s)")
     print(f"Found {len(experiments)} experiment(s) to upload")
-    validator = ExperimentValidator(strict=cfg.strict)
+    skipped = frozenset(part for part in ("logs", "metrics", "files", "params") if getattr(cfg.skip, part))
+    validator = ExperimentValidator(strict=cfg.strict, skip=skipped)
     checked = [validator.validate_experiment(e) for e in experiments]
     invalid = _print_validation(checked, cfg)
     valid = [c for c in checked if c.is_valid]

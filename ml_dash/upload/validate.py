@@ -123,9 +123,11 @@ def _lines_message(what: str, check: StreamCheck, strict: bool) -> str:
 class ExperimentValidator:
     """``ExperimentValidator(strict=False).validate_experiment(exp)`` as in the seed."""
 
-    def __init__(self, strict: bool = False, verify_checksums: bool = True) -> None:
+    def __init__(self, strict: bool = False, verify_checksums: bool = True, skip: frozenset[str] = frozenset()) -> None:
+        """``skip``: parts not to read at all ("logs", "metrics", "files", "params"), as they will not be sent."""
         self.strict = strict
         self.verify_checksums = verify_checksums
+        self.skip = skip
 
     def _problem(self, result: CheckedExperiment, lenient_text: str, strict_text: str | None = None) -> None:
         if self.strict:
@@ -141,14 +143,15 @@ class ExperimentValidator:
         except RecordError as exc:
             result.errors.append(f"experiment.json is invalid: {exc.message}")
             return result
-        self._check_params(result)
-        if paths.logs_jsonl.is_file():
+        if "params" not in self.skip:
+            self._check_params(result)
+        if paths.logs_jsonl.is_file() and "logs" not in self.skip:
             result.logs = _scan(paths.logs_jsonl, LogLine, "logs")
             if result.logs.invalid:
                 self._problem(result, _lines_message("logs.jsonl", result.logs, False),
                               _lines_message("logs.jsonl", result.logs, True))
                 result.details += [str(p) for p in result.logs.sample]
-        for name in exp.metric_names:
+        for name in exp.metric_names if "metrics" not in self.skip else []:
             check = _scan(paths.metrics_dir / name / "data.jsonl", MetricPoint, name)
             check.info = self._metric_info(result, paths.metrics_dir / name / "metadata.json", name)
             result.metrics.append(check)
@@ -156,7 +159,8 @@ class ExperimentValidator:
                 self._problem(result, _lines_message(f"metric '{name}'", check, False),
                               _lines_message(f"metric '{name}'", check, True))
                 result.details += [str(p) for p in check.sample]
-        self._check_files(result)
+        if "files" not in self.skip:
+            self._check_files(result)
         return result
 
     def _metric_info(self, result: CheckedExperiment, path: Path, name: str) -> dict[str, Any] | None:
