@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from ml_dash.errors import InvalidInputError
 from ml_dash.records.base import Record
+from ml_dash.records.jsonio import dumps_line
 
 __all__ = ["LOG_LEVELS", "LogLine", "format_log_line", "normalize_level"]
 
@@ -51,13 +52,7 @@ class LogLine(Record):
 def format_log_line(seq: int, timestamp: str, level: str, message: str, metadata: dict[str, Any] | None) -> str:
     """The exact JSONL line 0.5.8 writes (``metadata`` only when non-empty), with newline."""
     head = f'{{"sequenceNumber": {seq}, "timestamp": "{timestamp}", "level": "{level}", "message": '
-    try:
-        msg = json.dumps(message)
-        if metadata:
-            return f'{head}{msg}, "metadata": {json.dumps(metadata)}}}\n'
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"log metadata is not JSON-serialisable: {exc}",
-            hint="pass numbers, strings, booleans, None, lists and dicts",
-        ) from None
+    msg = json.dumps(message)
+    if metadata:
+        return f'{head}{msg}, "metadata": {dumps_line(metadata, "log metadata")}}}\n'
     return f"{head}{msg}}}\n"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field
 
-from ml_dash.errors import InvalidInputError
 from ml_dash.records.base import Record
 
-__all__ = ["MetricMetadata", "MetricPoint", "format_metric_line", "local_metric_id"]
+__all__ = ["MetricMetadata", "MetricPoint", "local_metric_id"]
 
 
 class MetricPoint(Record):
@@ -57,14 +55,3 @@ class MetricMetadata(Record):
 def local_metric_id(name: str | None) -> str:
     return f"local-metric-{name}"
 
-
-def format_metric_line(index: int, data: dict[str, Any], created_at: str) -> str:
-    """The exact JSONL line 0.5.8 writes for one point, with newline."""
-    try:
-        body = json.dumps(data)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"metric point is not JSON-serialisable: {exc}",
-            hint="log plain numbers (use .item() on tensors), strings, lists or dicts",
-        ) from None
-    return f'{{"index": {index}, "data": {body}, "createdAt": "{created_at}"}}\n'
