@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["dumps", "dumps_array", "dumps_each", "loads"]
+__all__ = ["dumps", "dumps_array", "dumps_array_finite", "dumps_each", "loads", "loads_checked"]
 
 _INF = float("inf")
 
@@ -25,11 +25,18 @@ try:
     import orjson
 
     def loads(data: bytes | str) -> Any:
+        return loads_checked(data)[0]
+
+    def loads_checked(data: bytes | str) -> tuple[Any, bool]:
+        """``(value, finite)``: finite is True when no NaN/Infinity can be inside."""
         try:
-            return orjson.loads(data)
+            return orjson.loads(data), True  # orjson refuses NaN/Infinity: success proves there is none
         except orjson.JSONDecodeError:
-            # orjson refuses NaN/Infinity, which 0.5.8 clients send for diverging losses.
-            return json.loads(data)
+            # ... which 0.5.8 clients send for diverging losses: the stdlib reads them.
+            return json.loads(data), False
+
+    def dumps_array_finite(values: Sequence[Any]) -> str:
+        return orjson.dumps(list(values)).decode()
 
     def dumps(value: Any) -> bytes:
         try:
@@ -48,6 +55,12 @@ except ImportError:  # pragma: no cover - the server extra installs orjson
 
     def loads(data: bytes | str) -> Any:
         return json.loads(data)
+
+    def loads_checked(data: bytes | str) -> tuple[Any, bool]:
+        return json.loads(data), False
+
+    def dumps_array_finite(values: Sequence[Any]) -> str:
+        return json.dumps(list(values))
 
     def dumps(value: Any) -> bytes:
         return json.dumps(value).encode()

@@ -11,7 +11,7 @@ from ml_dash.api.errors import ServerError
 from ml_dash.api.models import LogsAppend, LogsAppendOut, MetricAppend, MetricAppendBatch, ParametersIn
 from ml_dash.records.logs import LOG_LEVELS
 from ml_dash.server import render
-from ml_dash.server.fastjson import dumps, dumps_array, dumps_each, loads
+from ml_dash.server.fastjson import dumps, dumps_array, dumps_array_finite, dumps_each, loads_checked
 from ml_dash.server.routes.deps import principal, state
 from ml_dash.server.state import Principal, ServerState
 
@@ -69,9 +69,9 @@ def get_parameters(experiment_id: str, st: ServerState = Depends(state),
 
 # --- metrics ---------------------------------------------------------------------------------------
 def _append(st: ServerState, exp: dict[str, Any], name: str, points: list[Any], start: int | None,
-            body: MetricAppend | MetricAppendBatch) -> tuple[dict[str, Any], int, int]:
+            body: MetricAppend | MetricAppendBatch, finite: bool = False) -> tuple[dict[str, Any], int, int]:
     return st.store.append_points(exp["id"], name, points, start, body.description, body.tags, body.metadata,
-                                  encode=dumps_array)
+                                  encode=dumps_array_finite if finite else dumps_array)
 
 
 @router.post("/experiments/{experiment_id}/metrics/{name:path}/append")
@@ -94,12 +94,13 @@ async def append_batch(experiment_id: str, name: str, request: Request, st: Serv
 
     raw = await request.body()
     try:
-        doc = loads(raw)
+        doc, finite = loads_checked(raw)
     except ValueError as exc:
         raise ServerError("invalid", f"body is not valid JSON: {exc}") from None
     body = _check_batch(doc)
     exp = await run_in_threadpool(st.experiment, who, experiment_id)
-    metric, start, inserted = await run_in_threadpool(_append, st, exp, name, body.dataPoints, body.startIndex, body)
+    metric, start, inserted = await run_in_threadpool(_append, st, exp, name, body.dataPoints, body.startIndex, body,
+                                                      finite)
     count = len(body.dataPoints)
     out = {"metricId": str(metric["id"]), "startIndex": str(start), "endIndex": str(start + count - 1),
            "count": count, "inserted": inserted, "bufferedDataPoints": str(metric["total"]), "chunkSize": CHUNK_SIZE}
