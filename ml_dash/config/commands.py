@@ -19,6 +19,7 @@ GLOBAL_ENV = {
     "ML_DASH_LOG_BATCH_SIZE": "SDK: log lines per request (remote mode)",
     "ML_DASH_METRIC_BATCH_SIZE": "SDK: metric points per request (remote mode)",
     "ML_DASH_BUFFER_ENABLED": "SDK: buffer records in a background thread",
+    "ML_DASH_CLOSE_TIMEOUT": "SDK: seconds to keep sending queued records at the end of a run",
     "ML_DASH_SKIP_COMPAT": "tests: skip the real-0.5.8 compatibility tests",
 }
 

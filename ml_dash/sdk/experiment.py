@@ -148,16 +148,9 @@ class Experiment:
         # Explicit arguments decide; without them ML_DASH_* (or DREAMLAKE_*) variables do.
         choice = choose_mode(remote, local_path, api_key, user_name)
         self.mode = choice.mode
-        if choice.mode != "local":
-            raise InvalidInputError(
-                f"{choice.mode} mode is not available in this version of ml-dash",
-                hint="log locally with local_path=... and send the tree later with `ml-dash upload`",
-            )
-        from ml_dash.sdk.backends.local import LocalBackend
-
-        assert choice.local_path is not None
         self.local_path = choice.local_path
-        self._backend = LocalBackend(self.local_path)
+        self.remote = choice.remote
+        self._backend = _make_backend(choice)
         self._spec = ExperimentSpec(name=self.name, project=self.project, folder=folder,
                                     description=description, tags=tags, bindrs=bindrs, metadata=metadata)
 
@@ -205,7 +198,8 @@ class Experiment:
 
     @property
     def id(self) -> str | None:
-        return None
+        """The server's id of the experiment (remote and hybrid mode, after ``start()``)."""
+        return getattr(self._backend, "experiment_id", None)
 
     def _readable(self, action: str) -> Backend:
         if not self._is_open:
@@ -252,6 +246,38 @@ class Experiment:
     def __repr__(self) -> str:
         state = "open" if self._is_open else "closed"
         return f"Experiment({self.project}/{self.name}, mode={self.mode}, {state})"
+
+
+def _make_backend(choice: Any) -> Backend:
+    from ml_dash.sdk.backends.local import LocalBackend
+
+    if choice.mode == "local":
+        return LocalBackend(choice.local_path)
+    from ml_dash.sdk.backends.remote import RemoteBackend
+    from ml_dash.sdk.sender import SenderSettings
+
+    if choice.api_key:
+        token = choice.api_key
+    elif choice.username:
+        from ml_dash.api.auth import make_username_token
+
+        token = make_username_token(choice.username)
+    else:
+        raise InvalidInputError(f"{choice.mode} mode needs api_key= or user_name=",
+                                hint="or set ML_DASH_API_KEY (create a key: ml-dash serve token create NAME)")
+    s = choice.settings
+    # Hybrid waits less at the end: the local tree already has every record (`ml-dash upload` sends the rest).
+    close_timeout = s.close_timeout if s.close_timeout is not None else (30.0 if choice.mode == "remote" else 5.0)
+    remote = RemoteBackend(choice.remote, token, SenderSettings(flush_interval=s.flush_interval,
+                                                                log_batch=s.log_batch_size,
+                                                                metric_batch=s.metric_batch_size,
+                                                                close_timeout=close_timeout),
+                           buffered=s.buffer_enabled)
+    if choice.mode == "remote":
+        return remote
+    from ml_dash.sdk.backends.hybrid import HybridBackend
+
+    return HybridBackend(LocalBackend(choice.local_path), remote)
 
 
 def _root_from_prefixed_path(local_path: Path, prefix: str) -> Path:

@@ -92,10 +92,10 @@ class LocalBackend:
         return self.paths
 
     # --- logs ------------------------------------------------------------------------------
-    def write_log(self, level: str, message: str, metadata: dict[str, Any] | None, timestamp: str) -> None:
+    def write_log(self, level: str, message: str, metadata: dict[str, Any] | None, timestamp: str) -> int:
         if self._logs is None:
             self._logs = LogAppender(self._require())
-        self._logs.append(level, message, metadata, timestamp)
+        return self._logs.append(level, message, metadata, timestamp)
 
     # --- parameters ------------------------------------------------------------------------
     def set_params(self, flat: dict[str, Any]) -> None:
