@@ -13,6 +13,8 @@ __all__ = ["main"]
 # name -> (module, one-line help). Modules expose ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "upload": ("ml_dash.cli.upload", "upload local experiments to a server"),
+    "download": ("ml_dash.cli.download", "download experiments from a server into a local tree"),
+    "list": ("ml_dash.cli.list_cmd", "list projects and experiments on a server"),
     "serve": ("ml_dash.cli.serve", "run the ml-dash server (embedded SQLite by default) and manage its API keys"),
     "config": ("ml_dash.cli.config_cmd", "show the resolved configuration and where each value comes from"),
     "__complete": ("ml_dash.cli.completion", ""),

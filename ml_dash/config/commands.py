@@ -68,7 +68,29 @@ SERVE = CommandSpec(
     env_prefix="ML_DASH_SERVER_",
 )
 
-SPECS: dict[str, CommandSpec] = {"upload": UPLOAD, "serve": SERVE}
+DOWNLOAD = CommandSpec(
+    name="download",
+    model_path="ml_dash.config.models:DownloadConfig",
+    primary="download",
+    file_section="download",
+    file_aliases=dict(_CLIENT_FILE_ALIASES, namespace="namespace"),
+    env_aliases={"ML_DASH_REMOTE": "remote", "ML_DASH_API_KEY": "api_key", "ML_DASH_USERNAME": "username",
+                 "ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"},
+    env_prefix="ML_DASH_DOWNLOAD_",
+)
+
+LIST = CommandSpec(
+    name="list",
+    model_path="ml_dash.config.models:ListConfig",
+    primary="list",
+    file_section="list",
+    file_aliases=dict(_CLIENT_FILE_ALIASES, namespace="namespace"),
+    env_aliases={"ML_DASH_REMOTE": "remote", "ML_DASH_API_KEY": "api_key", "ML_DASH_USERNAME": "username",
+                 "ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"},
+    env_prefix="ML_DASH_LIST_",
+)
+
+SPECS: dict[str, CommandSpec] = {"upload": UPLOAD, "serve": SERVE, "download": DOWNLOAD, "list": LIST}
 
 
 def get_spec(name: str) -> CommandSpec:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-__all__ = ["ReportConfig", "RetryConfig", "ServeConfig", "ServerAuthConfig", "ServerLimitsConfig", "SkipConfig",
+__all__ = ["DownloadConfig", "ListConfig", "ReportConfig", "RetryConfig", "ServeConfig", "ServerAuthConfig", "ServerLimitsConfig", "SkipConfig",
            "UploadConfig"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
@@ -168,3 +168,68 @@ class ServeConfig(BaseModel):
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else v
+
+
+class _ServerAccess(BaseModel):
+    """Keys every client command that talks to a server shares."""
+
+    model_config = _STRICT
+    remote: str | None = Field(None, description="Remote server URL.", json_schema_extra=flags("--remote"))
+    api_key: SecretStr | None = Field(None, description="API key (bearer token) for the server.",
+                                      json_schema_extra=flags("--api-key", secret=True))
+    username: str | None = Field(None, description="Username for automatic authentication (an api_key wins).",
+                                 json_schema_extra=flags("--username", "--user-name"))
+    namespace: str | None = Field(None, description="Namespace to read (default: the one of your token).",
+                                  json_schema_extra=flags("--namespace"))
+    verbose: bool = Field(False, description="Show detailed progress.", json_schema_extra=flags("-v", "--verbose"))
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    _http_url = field_validator("remote")(UploadConfig._http_url.__func__)  # type: ignore[attr-defined]
+
+
+class DownloadConfig(_ServerAccess):
+    """Configuration of ``ml-dash download``."""
+
+    path: Path = Field(Path(".ml-dash"), description="Local storage directory to download into.",
+                       json_schema_extra=flags("PATH"))
+    project: str | None = Field(None, description="Download only this project.", json_schema_extra=flags("--project"))
+    experiment: str | None = Field(None, description="Download only this experiment (requires project).",
+                                   json_schema_extra=flags("--experiment"))
+    skip: SkipConfig = Field(default_factory=SkipConfig)
+    dry_run: bool = Field(False, description="List what would be downloaded.", json_schema_extra=flags("--dry-run"))
+    overwrite: bool = Field(False, description="Replace local experiments instead of completing them.",
+                            json_schema_extra=flags("--overwrite"))
+    resume: bool = Field(False, description="Skip experiments completed by a previous run (state file).",
+                         json_schema_extra=flags("--resume"))
+    state_file: Path = Field(Path(".ml-dash-download-state.json"), description="Path of the resume state file.",
+                             json_schema_extra=flags("--state-file"))
+    batch_size: int = Field(10_000, gt=0, le=100_000, description="Log lines / metric points per request.",
+                            json_schema_extra=flags("--batch-size"))
+    workers: int = Field(4, ge=1, le=64, description="Requests in flight at once.",
+                         json_schema_extra=flags("--workers", "--max-concurrent-metrics", "--max-concurrent-files"))
+
+    @field_validator("path", "state_file")
+    @classmethod
+    def _expand_user(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @field_validator("experiment")
+    @classmethod
+    def _needs_project(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and not info.data.get("project"):
+            raise ValueError("experiment requires project (set project too)")
+        return v
+
+
+class ListConfig(_ServerAccess):
+    """Configuration of ``ml-dash list``."""
+
+    project: str | None = Field(None, description="List the experiments of this project (default: projects).",
+                                json_schema_extra=flags("--project"))
+    status: Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED"] | None = Field(
+        None, description="Only experiments with this status.", json_schema_extra=flags("--status"))
+    tags: str | None = Field(None, description="Only experiments with any of these tags (comma-separated).",
+                             json_schema_extra=flags("--tags"))
+    detailed: bool = Field(False, description="Accepted for compatibility (details are always shown).",
+                           json_schema_extra=flags("--detailed"))
+    json_output: bool = Field(False, description="Print JSON instead of a table.", json_schema_extra=flags("--json"))

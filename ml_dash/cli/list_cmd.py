@@ -1,0 +1,63 @@
+"""``ml-dash list``: projects, or the experiments of a project with status and counts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ml_dash.cli.configured import parse, print_help, resolve_parsed
+from ml_dash.cli.console import print_table
+
+DESCRIPTION = "List the projects on a server, or the experiments of one project (status, counts, tags)."
+USAGE = "[--remote URL] [--api-key KEY | --username NAME] [--project P] [--status S] [--tags a,b] [--json]"
+
+EXPERIMENTS_QUERY = (
+    "query Experiments($namespaceSlug: String, $projectSlug: String, $status: ExperimentStatus) { "
+    "experiments(namespaceSlug: $namespaceSlug, projectSlug: $projectSlug, status: $status) { id name status tags "
+    "folder createdAt logMetadata { totalLogs } metrics { name metricMetadata { totalDataPoints } } files { id } } }")
+
+
+def main(argv: Sequence[str]) -> int:
+    parsed = parse("list", "ml-dash list", argv)
+    if parsed.help:
+        return print_help("list", "ml-dash list", DESCRIPTION, USAGE)
+    cfg = resolve_parsed("list", parsed).config
+    from ml_dash.download.run import PROJECTS_QUERY, client_for
+
+    with client_for(cfg) as client:
+        if cfg.project is None:
+            projects = client.graphql(PROJECTS_QUERY, {"namespaceSlug": cfg.namespace})["projects"]
+            rows = []
+            for p in projects:
+                exps = client.graphql(EXPERIMENTS_QUERY, {"namespaceSlug": cfg.namespace, "projectSlug": p["slug"],
+                                                          "status": cfg.status})["experiments"]
+                rows.append({"project": p["slug"], "experiments": len(exps)})
+            if cfg.json_output:
+                print(json.dumps(rows, indent=2))
+            else:
+                print_table(("project", "experiments"), [(r["project"], str(r["experiments"])) for r in rows])
+                print(f"\nTotal: {len(rows)} project(s)")
+            return 0
+        exps = client.graphql(EXPERIMENTS_QUERY, {"namespaceSlug": cfg.namespace, "projectSlug": cfg.project,
+                                                  "status": cfg.status})["experiments"]
+    if cfg.tags:
+        wanted = {t for t in cfg.tags.split(",") if t}
+        exps = [e for e in exps if wanted & set(e.get("tags") or [])]
+    rows = [_row(e) for e in exps]
+    if cfg.json_output:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print_table(("experiment", "status", "metrics", "points", "logs", "files", "tags", "created"),
+                [(r["experiment"], r["status"], str(r["metrics"]), str(r["points"]), str(r["logs"]), str(r["files"]),
+                  ",".join(r["tags"]) or "-", r["createdAt"] or "") for r in rows])
+    print(f"\nTotal: {len(rows)} experiment(s)")
+    return 0
+
+
+def _row(e: dict[str, Any]) -> dict[str, Any]:
+    name = "/".join(p for p in ((e.get("folder") or "").strip("/"), e["name"]) if p)
+    return {"experiment": name, "id": e["id"], "status": e["status"], "metrics": len(e["metrics"]),
+            "points": sum(m["metricMetadata"]["totalDataPoints"] for m in e["metrics"]),
+            "logs": e["logMetadata"]["totalLogs"], "files": len(e["files"]), "tags": e.get("tags") or [],
+            "createdAt": e.get("createdAt")}

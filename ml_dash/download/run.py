@@ -1,0 +1,252 @@
+"""``ml-dash download``: experiments from a server into a local tree in the 0.5.8 format.
+
+Discovery goes through GraphQL (as 0.5.8's download did); each experiment is then
+written with the SDK's local backend, so the tree is exactly what the SDK writes.
+Resumable below the experiment: an experiment already on disk is completed, not
+re-fetched (each stream continues from the local count; files present with the same
+checksum are kept). Files are streamed to disk and checksum-verified. Experiments
+and streams run in parallel (``workers``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ml_dash.api.client import ApiClient, RetryPolicy
+from ml_dash.config.models import DownloadConfig
+from ml_dash.errors import ConfigError, MLDashError
+from ml_dash.records.layout import experiment_dir
+from ml_dash.sdk.backends.base import ExperimentSpec
+from ml_dash.sdk.backends.local import LocalBackend
+from ml_dash.sdk.files_util import sha256_file
+from ml_dash.upload.state import UploadState, load_state
+
+__all__ = ["download"]
+
+EXPERIMENTS_QUERY = (
+    "query Experiments($namespaceSlug: String, $projectSlug: String) { experiments(namespaceSlug: $namespaceSlug, "
+    "projectSlug: $projectSlug) { id name description tags bindrs folder status metadata project { slug } } }")
+PROJECTS_QUERY = "query Projects($namespaceSlug: String) { projects(namespaceSlug: $namespaceSlug) { slug } }"
+
+
+@dataclass
+class _Result:
+    key: str
+    display: str
+    counts: dict[str, int] = field(default_factory=lambda: {"params": 0, "logs": 0, "points": 0, "files": 0,
+                                                             "bytes": 0})
+    errors: list[str] = field(default_factory=list)
+
+
+def client_for(cfg: Any) -> ApiClient:
+    if not cfg.remote:
+        raise ConfigError("--remote URL is required (or set in config)",
+                          hint="pass --remote http://host:8000, set ML_DASH_REMOTE, or remote_url in "
+                               "~/.ml-dash/config.json")
+    if cfg.api_key is not None:
+        token = cfg.api_key.get_secret_value()
+    elif cfg.username:
+        from ml_dash.api.auth import make_username_token
+
+        token = make_username_token(cfg.username)
+    else:
+        raise ConfigError("--api-key or --username is required (or set in config)",
+                          hint="set ML_DASH_API_KEY or api_key in ~/.ml-dash/config.json")
+    retry = RetryPolicy(attempts=cfg.retry.attempts, backoff=cfg.retry.backoff, max_backoff=cfg.retry.max_backoff,
+                        timeout=cfg.retry.timeout)
+    return ApiClient(cfg.remote, token, retry=retry, max_connections=getattr(cfg, "workers", 4) + 2)
+
+
+def remote_experiments(client: ApiClient, namespace: str | None, project: str | None) -> list[dict[str, Any]]:
+    projects = [project] if project else [p["slug"] for p in client.graphql(PROJECTS_QUERY, {
+        "namespaceSlug": namespace})["projects"]]
+    out: list[dict[str, Any]] = []
+    for slug in projects:
+        out += client.graphql(EXPERIMENTS_QUERY, {"namespaceSlug": namespace, "projectSlug": slug})["experiments"]
+    return out
+
+
+def _identity(exp: dict[str, Any]) -> dict[str, Any]:
+    """Name, folder and the experiment's own fields; undoes 0.5.8's upload, which put the whole
+    experiment.json into ``metadata`` (and the folder only there)."""
+    metadata = exp.get("metadata")
+    fields = {"description": exp.get("description"), "tags": exp.get("tags") or [], "bindrs": exp.get("bindrs") or [],
+              "folder": exp.get("folder"), "metadata": metadata}
+    if isinstance(metadata, dict) and metadata.get("name") == exp["name"] and "created_at" in metadata:
+        fields.update(description=fields["description"] or metadata.get("description"),
+                      tags=fields["tags"] or metadata.get("tags") or [],
+                      bindrs=fields["bindrs"] or metadata.get("bindrs") or [],
+                      folder=fields["folder"] or metadata.get("folder"), metadata=metadata.get("metadata"))
+    return fields
+
+
+class _Downloader:
+    def __init__(self, client: ApiClient, cfg: DownloadConfig) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="ml-dash-dl")
+        self.lock = threading.Lock()
+
+    def experiment(self, exp: dict[str, Any]) -> _Result:
+        project = exp["project"]["slug"]
+        fields = _identity(exp)
+        display = "/".join(p for p in ((fields["folder"] or "").strip("/"), project, exp["name"]) if p)
+        result = _Result(f"{project}/{exp['name']}", display)
+        target = experiment_dir(self.cfg.path, project, exp["name"], fields["folder"])
+        if self.cfg.overwrite and target.exists():
+            shutil.rmtree(target)
+        local = LocalBackend(self.cfg.path)
+        try:
+            local.open(ExperimentSpec(name=exp["name"], project=project, **fields))
+            exp_id = str(exp["id"])
+            if not self.cfg.skip.params:
+                self._params(local, exp_id, result)
+            jobs = []
+            if not self.cfg.skip.logs:
+                jobs.append(self.pool.submit(self._logs, local, exp_id, result))
+            if not self.cfg.skip.metrics:
+                jobs += [self.pool.submit(self._metric, local, exp_id, m, result)
+                         for m in self.client.list_metrics(exp_id)]
+            if not self.cfg.skip.files:
+                have = {(f["path"], f["filename"], f["checksum"]) for f in local.list_files(None, None)}
+                jobs += [self.pool.submit(self._file, local, exp_id, f, result)
+                         for f in self.client.list_files(exp_id) if (f["path"], f["filename"], f["checksum"]) not in have]
+            for job in jobs:
+                job.result()
+        except MLDashError as exc:
+            result.errors.append(exc.message)
+        finally:
+            local.close("COMPLETED")
+        return result
+
+    def _count(self, result: _Result, key: str, n: int) -> None:
+        with self.lock:
+            result.counts[key] += n
+
+    def _params(self, local: LocalBackend, exp_id: str, result: _Result) -> None:
+        data = self.client.get_params(exp_id).get("data") or {}
+        current = local.get_params()
+        missing = {k: v for k, v in data.items() if k not in current or current[k] != v}
+        if missing:
+            local.set_params(missing)
+            self._count(result, "params", len(missing))
+
+    def _logs(self, local: LocalBackend, exp_id: str, result: _Result) -> None:
+        paths = local.paths
+        assert paths is not None
+        offset = sum(1 for _ in open(paths.logs_jsonl, "rb")) if paths.logs_jsonl.exists() else 0
+        while True:
+            page = self.client.query_logs(exp_id, offset=offset, limit=self.cfg.batch_size)
+            for line in page["logs"]:
+                local.write_log(line["level"], line["message"], line.get("metadata"), line["timestamp"] or "")
+            offset += len(page["logs"])
+            self._count(result, "logs", len(page["logs"]))
+            if not page.get("hasMore") or not page["logs"]:
+                return
+
+    def _metric(self, local: LocalBackend, exp_id: str, metric: dict[str, Any], result: _Result) -> None:
+        name = metric["name"]
+        stats = self.client.metric_stats(exp_id, name)
+        start = self._local_points(local, name)  # continue where the local series ends
+        info = {"description": stats.get("description"), "tags": stats.get("tags") or None,
+                "metadata": stats.get("metadata")}
+        while True:
+            page = self.client.read_metric(exp_id, name, start, self.cfg.batch_size)
+            points = [p["data"] for p in page["data"]]
+            if points:
+                local.append_metric_batch(name, points, info["description"], info["tags"], info["metadata"])
+                start += len(points)
+                self._count(result, "points", len(points))
+            if not page.get("hasMore") or not points:
+                return
+
+    @staticmethod
+    def _local_points(local: LocalBackend, name: str) -> int:
+        try:
+            return int(local.metric_stats(name)["totalDataPoints"])
+        except MLDashError:
+            return 0
+
+    def _file(self, local: LocalBackend, exp_id: str, f: dict[str, Any], result: _Result) -> None:
+        with tempfile.TemporaryDirectory(prefix="ml-dash-dl-") as tmp:
+            part = Path(tmp) / f["filename"]
+            with open(part, "wb") as out:
+                for chunk in self.client.download_file(exp_id, str(f["id"])):
+                    out.write(chunk)
+            digest, size = sha256_file(part)
+            if digest != f["checksum"]:
+                raise MLDashError(f"file {f['path'].rstrip('/')}/{f['filename']}: checksum mismatch after download",
+                                  hint="run the download again")
+            local.save_file(part, f["path"], f["filename"], f.get("description"), f.get("tags"), f.get("metadata"),
+                            f.get("contentType") or "application/octet-stream")
+        self._count(result, "files", 1)
+        self._count(result, "bytes", size)
+
+
+def download(cfg: DownloadConfig) -> int:
+    client = client_for(cfg)
+    started = time.perf_counter()
+    try:
+        print("Discovering experiments on remote server...")
+        found = remote_experiments(client, cfg.namespace, cfg.project)
+        if cfg.experiment:
+            found = [e for e in found if e["name"] == cfg.experiment]
+        state = UploadState(path=cfg.state_file, local_path=str(cfg.path.resolve()), remote_url=cfg.remote or "")
+        if cfg.resume:
+            previous = load_state(cfg.state_file)
+            if previous and previous.local_path == state.local_path and previous.remote_url == state.remote_url:
+                state = previous
+                before = len(found)
+                found = [e for e in found if f"{e['project']['slug']}/{e['name']}" not in set(state.completed)]
+                print(f"Skipping {before - len(found)} already completed experiment(s)")
+        print(f"Found {len(found)} experiment(s)")
+        if cfg.dry_run:
+            for e in found:
+                print(f"  • {e['project']['slug']}/{e['name']} ({e['status']})")
+            print("\nDRY RUN - No data will be downloaded")
+            return 0
+        downloader = _Downloader(client, cfg)
+        with ThreadPoolExecutor(max(1, min(cfg.workers, len(found) or 1))) as pool:
+            results = list(pool.map(lambda e: _tracked(downloader, state, e), found))
+        downloader.pool.shutdown()
+    finally:
+        client.close()
+    return _summary(results, time.perf_counter() - started, state)
+
+
+def _tracked(downloader: _Downloader, state: UploadState, exp: dict[str, Any]) -> _Result:
+    key = f"{exp['project']['slug']}/{exp['name']}"
+    state.started(key)
+    result = downloader.experiment(exp)
+    state.finished(key, not result.errors)
+    return result
+
+
+def _summary(results: list[_Result], seconds: float, state: UploadState) -> int:
+    for i, r in enumerate(results, 1):
+        print(f"[{i}/{len(results)}] {r.display}")
+        c = r.counts
+        if r.errors:
+            print("  ✗ Failed")
+            for e in r.errors:
+                print(f"      {e}")
+        else:
+            print(f"  ✓ Downloaded ({c['params']} params, {c['logs']} logs, {c['points']} points, {c['files']} files)")
+    failed = sum(1 for r in results if r.errors)
+    total = sum(r.counts["bytes"] for r in results)
+    print(f"\nDownloaded {len(results) - failed}/{len(results)} experiment(s), {total / 1024:.1f} KB of files "
+          f"in {seconds:.2f}s")
+    if failed:
+        state.save()
+        print(f"State saved to {state.path}. Use --resume to continue.", file=sys.stderr)
+        return 1
+    state.remove()
+    return 0
