@@ -214,19 +214,37 @@ def download(cfg: DownloadConfig) -> int:
             print("\nDRY RUN - No data will be downloaded")
             return 0
         downloader = _Downloader(client, cfg)
+        progress = _Progress(len(found))
         with ThreadPoolExecutor(max(1, min(cfg.workers, len(found) or 1))) as pool:
-            results = list(pool.map(lambda e: _tracked(downloader, state, e), found))
+            results = list(pool.map(lambda e: _tracked(downloader, state, e, progress), found))
         downloader.pool.shutdown()
     finally:
         client.close()
     return _summary(results, time.perf_counter() - started, state)
 
 
-def _tracked(downloader: _Downloader, state: UploadState, exp: dict[str, Any]) -> _Result:
+class _Progress:
+    """One line per finished experiment, as they finish (to stderr: stdout keeps the summary)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def finished(self, result: _Result) -> None:
+        with self.lock:
+            self.done += 1
+            mark = "✗" if result.errors else "✓"
+            print(f"  {mark} {self.done}/{self.total} {result.display} ({result.counts['points']} points, "
+                  f"{result.counts['files']} files)", file=sys.stderr, flush=True)
+
+
+def _tracked(downloader: _Downloader, state: UploadState, exp: dict[str, Any], progress: _Progress) -> _Result:
     key = f"{exp['project']['slug']}/{exp['name']}"
     state.started(key)
     result = downloader.experiment(exp)
     state.finished(key, not result.errors)
+    progress.finished(result)
     return result
 
 
