@@ -34,7 +34,9 @@ def candidates(words: Sequence[str]) -> list[str]:
         if len(words) == 2:
             return [c for c in ("show",) if c.startswith(current)]
         command = "upload"
-    if command != "upload":
+    from ml_dash.config.commands import SPECS
+
+    if command not in SPECS:
         return []
     from ml_dash.cli.configured import command_leaves
     from ml_dash.config.sources import profiles
