@@ -68,14 +68,17 @@ SERVE = CommandSpec(
     env_prefix="ML_DASH_SERVER_",
 )
 
+# download and list read the server settings of upload too (ML_DASH_REMOTE, ML_DASH_API_KEY, ...).
+_SHARED_ENV = {"ML_DASH_REMOTE": "remote", "ML_DASH_API_KEY": "api_key", "ML_DASH_USERNAME": "username",
+               "ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"}
+
 DOWNLOAD = CommandSpec(
     name="download",
     model_path="ml_dash.config.models:DownloadConfig",
     primary="download",
     file_section="download",
     file_aliases=dict(_CLIENT_FILE_ALIASES, namespace="namespace"),
-    env_aliases={"ML_DASH_REMOTE": "remote", "ML_DASH_API_KEY": "api_key", "ML_DASH_USERNAME": "username",
-                 "ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"},
+    env_aliases=_SHARED_ENV,
     env_prefix="ML_DASH_DOWNLOAD_",
 )
 
@@ -85,8 +88,7 @@ LIST = CommandSpec(
     primary="list",
     file_section="list",
     file_aliases=dict(_CLIENT_FILE_ALIASES, namespace="namespace"),
-    env_aliases={"ML_DASH_REMOTE": "remote", "ML_DASH_API_KEY": "api_key", "ML_DASH_USERNAME": "username",
-                 "ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"},
+    env_aliases=_SHARED_ENV,
     env_prefix="ML_DASH_LIST_",
 )
 

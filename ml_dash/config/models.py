@@ -62,54 +62,17 @@ AUTO_LOG_BATCH = 1000
 AUTO_METRIC_BATCH = 10_000
 
 
-class UploadConfig(BaseModel):
-    """Configuration of ``ml-dash upload``."""
+class _Client(BaseModel):
+    """Keys every command that talks to a server has."""
 
     model_config = _STRICT
-
-    path: Path = Field(Path(".ml-dash"), description="Local storage directory to upload from.",
-                       json_schema_extra=flags("PATH"))
     remote: str | None = Field(None, description="Remote server URL.", json_schema_extra=flags("--remote"))
     api_key: SecretStr | None = Field(None, description="API key (bearer token) for the server.",
                                       json_schema_extra=flags("--api-key", secret=True))
     username: str | None = Field(None, description="Username for automatic authentication (an api_key wins).",
                                  json_schema_extra=flags("--username", "--user-name"))
-    project: str | None = Field(None, description="Upload only experiments from this project.",
-                                json_schema_extra=flags("--project"))
-    experiment: str | None = Field(None, description="Upload only this experiment (requires project).",
-                                   json_schema_extra=flags("--experiment"))
-    skip: SkipConfig = Field(default_factory=SkipConfig)
-    dry_run: bool = Field(False, description="Validate and size the job; send nothing.",
-                          json_schema_extra=flags("--dry-run"))
-    strict: bool = Field(False, description="Fail on any validation problem before anything is sent.",
-                         json_schema_extra=flags("--strict"))
     verbose: bool = Field(False, description="Show detailed progress.", json_schema_extra=flags("-v", "--verbose"))
-    batch_size: Annotated[int, Field(gt=0, le=100_000)] | Literal["auto"] = Field(
-        "auto", description="Log lines / metric points per request; auto: 1000 log lines and 10000 metric points "
-                            "(0.5.8 sent 100 of each).", json_schema_extra=flags("--batch-size"))
-    resume: bool = Field(False, description="Resume a previous interrupted upload.",
-                         json_schema_extra=flags("--resume"))
-    state_file: Path = Field(Path(".ml-dash-upload-state.json"), description="Path of the resume state file.",
-                             json_schema_extra=flags("--state-file"))
-    workers: int = Field(4, ge=1, le=64, description="Requests in flight at once (experiments and streams).",
-                         json_schema_extra=flags("--workers"))
-    progress: Literal["auto", "rich", "plain", "none"] = Field(
-        "auto", description="Progress display: auto (rich on a terminal), rich, plain lines, or none.",
-        json_schema_extra=flags("--progress"))
     retry: RetryConfig = Field(default_factory=RetryConfig)
-    report: ReportConfig = Field(default_factory=ReportConfig)
-
-    def batch_sizes(self) -> tuple[int, int]:
-        """(log lines, metric points) per request."""
-        if self.batch_size == "auto":
-            return AUTO_LOG_BATCH, AUTO_METRIC_BATCH
-        return self.batch_size, self.batch_size
-
-    @field_validator("path", "state_file")
-    @classmethod
-    def _expand_user(cls, v: Path) -> Path:
-        # A quoted '~/x' reaches us literally; bash only expands an unquoted one.
-        return v.expanduser()
 
     @field_validator("remote")
     @classmethod
@@ -120,12 +83,92 @@ class UploadConfig(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return v.rstrip("/")
 
+
+class _Transfer(_Client):
+    """Keys of the commands that move experiments between a local tree and a server."""
+
+    path: Path = Field(Path(".ml-dash"), description="Local storage directory.", json_schema_extra=flags("PATH"))
+    project: str | None = Field(None, description="Only experiments of this project.",
+                                json_schema_extra=flags("--project"))
+    experiment: str | None = Field(None, description="Only this experiment (requires project).",
+                                   json_schema_extra=flags("--experiment"))
+    skip: SkipConfig = Field(default_factory=SkipConfig)
+    dry_run: bool = Field(False, description="Check and size the job; move nothing.",
+                          json_schema_extra=flags("--dry-run"))
+    resume: bool = Field(False, description="Skip experiments a previous run completed (state file).",
+                         json_schema_extra=flags("--resume"))
+    workers: int = Field(4, ge=1, le=64, description="Requests in flight at once (experiments and streams).",
+                         json_schema_extra=flags("--workers"))
+
+    @field_validator("path", "state_file", check_fields=False)
+    @classmethod
+    def _expand_user(cls, v: Path) -> Path:
+        # A quoted '~/x' reaches us literally; bash only expands an unquoted one.
+        return v.expanduser()
+
     @field_validator("experiment")
     @classmethod
     def _needs_project(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not info.data.get("project"):
             raise ValueError("experiment requires project (set project too)")
         return v
+
+
+class UploadConfig(_Transfer):
+    """Configuration of ``ml-dash upload``."""
+
+    strict: bool = Field(False, description="Fail on any validation problem before anything is sent.",
+                         json_schema_extra=flags("--strict"))
+    batch_size: Annotated[int, Field(gt=0, le=100_000)] | Literal["auto"] = Field(
+        "auto", description="Log lines / metric points per request; auto: 1000 log lines and 10000 metric points "
+                            "(0.5.8 sent 100 of each).", json_schema_extra=flags("--batch-size"))
+    state_file: Path = Field(Path(".ml-dash-upload-state.json"), description="Path of the resume state file.",
+                             json_schema_extra=flags("--state-file"))
+    progress: Literal["auto", "rich", "plain", "none"] = Field(
+        "auto", description="Progress display: auto (rich on a terminal), rich, plain lines, or none.",
+        json_schema_extra=flags("--progress"))
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    def batch_sizes(self) -> tuple[int, int]:
+        """(log lines, metric points) per request."""
+        if self.batch_size == "auto":
+            return AUTO_LOG_BATCH, AUTO_METRIC_BATCH
+        return self.batch_size, self.batch_size
+
+
+class DownloadConfig(_Transfer):
+    """Configuration of ``ml-dash download`` (``--max-concurrent-*`` of 0.5.8 set ``workers``)."""
+
+    namespace: str | None = Field(None, description="Namespace to read (default: the one of your token).",
+                                  json_schema_extra=flags("--namespace"))
+    overwrite: bool = Field(False, description="Replace local experiments instead of completing them.",
+                            json_schema_extra=flags("--overwrite"))
+    state_file: Path = Field(Path(".ml-dash-download-state.json"), description="Path of the resume state file.",
+                             json_schema_extra=flags("--state-file"))
+    batch_size: int = Field(10_000, gt=0, le=100_000, description="Log lines / metric points per request.",
+                            json_schema_extra=flags("--batch-size"))
+    concurrency: int | None = Field(None, ge=1, le=64, description="Alias of workers (0.5.8's flags).",
+                                    json_schema_extra=flags("--max-concurrent-metrics", "--max-concurrent-files"))
+
+    @property
+    def parallel(self) -> int:
+        return self.concurrency or self.workers
+
+
+class ListConfig(_Client):
+    """Configuration of ``ml-dash list``."""
+
+    namespace: str | None = Field(None, description="Namespace to read (default: the one of your token).",
+                                  json_schema_extra=flags("--namespace"))
+    project: str | None = Field(None, description="List the experiments of this project (default: projects).",
+                                json_schema_extra=flags("--project"))
+    status: Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED"] | None = Field(
+        None, description="Only experiments with this status.", json_schema_extra=flags("--status"))
+    tags: str | None = Field(None, description="Only experiments with any of these tags (comma-separated).",
+                             json_schema_extra=flags("--tags"))
+    detailed: bool = Field(False, description="Accepted for compatibility (details are always shown).",
+                           json_schema_extra=flags("--detailed"))
+    json_output: bool = Field(False, description="Print JSON instead of a table.", json_schema_extra=flags("--json"))
 
 
 class ServerAuthConfig(BaseModel):
@@ -168,68 +211,3 @@ class ServeConfig(BaseModel):
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else v
-
-
-class _ServerAccess(BaseModel):
-    """Keys every client command that talks to a server shares."""
-
-    model_config = _STRICT
-    remote: str | None = Field(None, description="Remote server URL.", json_schema_extra=flags("--remote"))
-    api_key: SecretStr | None = Field(None, description="API key (bearer token) for the server.",
-                                      json_schema_extra=flags("--api-key", secret=True))
-    username: str | None = Field(None, description="Username for automatic authentication (an api_key wins).",
-                                 json_schema_extra=flags("--username", "--user-name"))
-    namespace: str | None = Field(None, description="Namespace to read (default: the one of your token).",
-                                  json_schema_extra=flags("--namespace"))
-    verbose: bool = Field(False, description="Show detailed progress.", json_schema_extra=flags("-v", "--verbose"))
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-
-    _http_url = field_validator("remote")(UploadConfig._http_url.__func__)  # type: ignore[attr-defined]
-
-
-class DownloadConfig(_ServerAccess):
-    """Configuration of ``ml-dash download``."""
-
-    path: Path = Field(Path(".ml-dash"), description="Local storage directory to download into.",
-                       json_schema_extra=flags("PATH"))
-    project: str | None = Field(None, description="Download only this project.", json_schema_extra=flags("--project"))
-    experiment: str | None = Field(None, description="Download only this experiment (requires project).",
-                                   json_schema_extra=flags("--experiment"))
-    skip: SkipConfig = Field(default_factory=SkipConfig)
-    dry_run: bool = Field(False, description="List what would be downloaded.", json_schema_extra=flags("--dry-run"))
-    overwrite: bool = Field(False, description="Replace local experiments instead of completing them.",
-                            json_schema_extra=flags("--overwrite"))
-    resume: bool = Field(False, description="Skip experiments completed by a previous run (state file).",
-                         json_schema_extra=flags("--resume"))
-    state_file: Path = Field(Path(".ml-dash-download-state.json"), description="Path of the resume state file.",
-                             json_schema_extra=flags("--state-file"))
-    batch_size: int = Field(10_000, gt=0, le=100_000, description="Log lines / metric points per request.",
-                            json_schema_extra=flags("--batch-size"))
-    workers: int = Field(4, ge=1, le=64, description="Requests in flight at once.",
-                         json_schema_extra=flags("--workers", "--max-concurrent-metrics", "--max-concurrent-files"))
-
-    @field_validator("path", "state_file")
-    @classmethod
-    def _expand_user(cls, v: Path) -> Path:
-        return v.expanduser()
-
-    @field_validator("experiment")
-    @classmethod
-    def _needs_project(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is not None and not info.data.get("project"):
-            raise ValueError("experiment requires project (set project too)")
-        return v
-
-
-class ListConfig(_ServerAccess):
-    """Configuration of ``ml-dash list``."""
-
-    project: str | None = Field(None, description="List the experiments of this project (default: projects).",
-                                json_schema_extra=flags("--project"))
-    status: Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED"] | None = Field(
-        None, description="Only experiments with this status.", json_schema_extra=flags("--status"))
-    tags: str | None = Field(None, description="Only experiments with any of these tags (comma-separated).",
-                             json_schema_extra=flags("--tags"))
-    detailed: bool = Field(False, description="Accepted for compatibility (details are always shown).",
-                           json_schema_extra=flags("--detailed"))
-    json_output: bool = Field(False, description="Print JSON instead of a table.", json_schema_extra=flags("--json"))

@@ -62,7 +62,7 @@ def client_for(cfg: Any) -> ApiClient:
                           hint="set ML_DASH_API_KEY or api_key in ~/.ml-dash/config.json")
     retry = RetryPolicy(attempts=cfg.retry.attempts, backoff=cfg.retry.backoff, max_backoff=cfg.retry.max_backoff,
                         timeout=cfg.retry.timeout)
-    return ApiClient(cfg.remote, token, retry=retry, max_connections=getattr(cfg, "workers", 4) + 2)
+    return ApiClient(cfg.remote, token, retry=retry, max_connections=getattr(cfg, "parallel", 4) + 2)
 
 
 def remote_experiments(client: ApiClient, namespace: str | None, project: str | None) -> list[dict[str, Any]]:
@@ -92,7 +92,7 @@ class _Downloader:
     def __init__(self, client: ApiClient, cfg: DownloadConfig) -> None:
         self.client = client
         self.cfg = cfg
-        self.pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="ml-dash-dl")
+        self.pool = ThreadPoolExecutor(cfg.parallel, thread_name_prefix="ml-dash-dl")
         self.lock = threading.Lock()
 
     def experiment(self, exp: dict[str, Any]) -> _Result:
@@ -215,7 +215,7 @@ def download(cfg: DownloadConfig) -> int:
             return 0
         downloader = _Downloader(client, cfg)
         progress = _Progress(len(found))
-        with ThreadPoolExecutor(max(1, min(cfg.workers, len(found) or 1))) as pool:
+        with ThreadPoolExecutor(max(1, min(cfg.parallel, len(found) or 1))) as pool:
             results = list(pool.map(lambda e: _tracked(downloader, state, e, progress), found))
         downloader.pool.shutdown()
     finally:
