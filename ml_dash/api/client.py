@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from ml_dash import __version__
+from ml_dash.api.models import ExperimentCreate, LogsAppendOut, StatusUpdate, StreamsOut
 from ml_dash.errors import ApiError
 
 __all__ = ["ApiClient", "RetryPolicy", "ServerUnreachable"]
@@ -157,16 +158,20 @@ class ApiClient:
         return dict(self._json("GET", "/health"))
 
     def create_experiment(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = self._json("POST", f"/projects/{_segment(project)}/experiments", json=body)
+        # The request goes through the shared wire model: a bad body fails here, not at the server.
+        payload = ExperimentCreate.model_validate(body).model_dump(exclude_none=True)
+        data = self._json("POST", f"/projects/{_segment(project)}/experiments", json=payload)
         return dict(data.get("experiment") or data)
 
     def set_status(self, experiment_id: str, status: str) -> None:
-        self._json("PATCH", f"/experiments/{experiment_id}/status", json={"status": status})
+        self._json("PATCH", f"/experiments/{experiment_id}/status", json=StatusUpdate(status=status).model_dump())
 
     def streams(self, experiment_id: str) -> dict[str, Any] | None:
         """How far each stream got, or None when the server does not tell (older servers)."""
         response = self.request("GET", f"/experiments/{experiment_id}/streams", ok=(404, 405))
-        return None if response.status_code in (404, 405) else dict(response.json())
+        if response.status_code in (404, 405):
+            return None
+        return StreamsOut.model_validate(response.json()).model_dump()
 
     def merge_params(self, experiment_id: str, data: dict[str, Any]) -> dict[str, Any]:
         return dict(self._json("POST", f"/experiments/{experiment_id}/parameters", json={"data": data}))
@@ -175,7 +180,8 @@ class ApiClient:
         return dict(self._json("GET", f"/experiments/{experiment_id}/parameters"))
 
     def append_logs(self, experiment_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        return dict(self._json("POST", f"/experiments/{experiment_id}/logs", json={"logs": entries}))
+        out = self._json("POST", f"/experiments/{experiment_id}/logs", json={"logs": entries})
+        return LogsAppendOut.model_validate(out).model_dump()
 
     def query_logs(self, experiment_id: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
         return dict(self._json("GET", f"/experiments/{experiment_id}/logs",

@@ -172,3 +172,43 @@ def test_the_seed_python_api(tree: Path, target: Target, tmp_path: Path, monkeyp
                               state_file=".ml-dash-upload-state.json")
     assert cmd_upload(args) == 0
     assert list(target.content()) == ["nlp/bert-finetune"]
+
+
+def test_a_run_configured_only_by_config_json_keeps_the_key_secret(tree: Path, target: Target, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.json").write_text(json.dumps({"remote_url": target.url, "api_key": target.key,
+                                                  "upload": {"path": str(tree), "report": {"format": "json"}}}))
+    (home / "config.json").chmod(0o600)
+    (tree / "vision/resnet-baseline/files/.files_metadata.json").write_text("{}")  # a failure: state file stays
+    r = run_cli("upload", env={"ML_DASH_CONFIG_DIR": str(home)}, cwd=tmp_path)
+    assert r.returncode == 1 and "Found 3 experiment(s) to upload" in r.stdout
+    assert sorted(target.content()) == ["nlp/bert-finetune", "vision/resnet-baseline", "vision/resnet-lr-sweep"]
+    written = {p.name: p.read_text() for p in tmp_path.iterdir() if p.is_file()}
+    assert set(written) == {".ml-dash-upload-state.json", "ml-dash-report.json"}
+    for text in [r.stdout, r.stderr, *written.values()]:
+        assert target.key not in text
+
+
+def test_the_prefix_layout_of_newer_clients_uploads(target: Target, tmp_path: Path) -> None:
+    from tests.conftest import FIXTURES
+
+    tree = tmp_path / "dash"
+    shutil.copytree(FIXTURES / "real-client-0.6.27", tree)
+    r = upload(target, str(tree), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[2/2] sweeps/2025/vision/resnet-lr-sweep" in r.stdout
+    content = target.content()
+    assert sorted(content) == ["vision/resnet-baseline", "vision/resnet-lr-sweep"]
+    sweep = content["vision/resnet-lr-sweep"]
+    assert len(sweep["metrics"]["train_loss"]) == 20 and sweep["files"][0][:2] == ("/notes", "notes.txt")
+    assert sweep["params"] == {"model.name": "resnet18", "model.depth": 18, "seed": 1, "optim.lr": 0.05}
+
+
+def test_a_final_status_recorded_in_the_tree_is_sent(tree: Path, target: Target, tmp_path: Path) -> None:
+    path = tree / "nlp/bert-finetune/experiment.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "status": "COMPLETED"}, indent=2))
+    assert upload(target, str(tree), cwd=tmp_path).returncode == 0
+    status = {k: e["status"] for k, e in target.experiments().items()}
+    assert status == {"nlp/bert-finetune": "COMPLETED", "vision/resnet-baseline": "RUNNING",
+                      "vision/resnet-lr-sweep": "RUNNING"}
