@@ -240,6 +240,8 @@ class Engine:
         if (entry.path, entry.filename, entry.checksum) in live:
             result.already = 1
         else:
+            # A file that changed on disk since it was saved is refused by the server (checksum_mismatch)
+            # and reported as this file's failure.
             self._call(self.client.upload_file, exp_id, s.source, prefix=entry.path, filename=entry.filename,
                        checksum=entry.checksum, size=entry.sizeBytes, content_type=entry.contentType,
                        description=entry.description, tags=entry.tags, metadata=entry.metadata)

@@ -169,7 +169,9 @@ def upload(cfg: UploadConfig) -> int:
         print(f"Skipping {before - len(experiments)} already completed experiment(s)")
     print(f"Found {len(experiments)} experiment(s) to upload")
     skipped = frozenset(part for part in ("logs", "metrics", "files", "params") if getattr(cfg.skip, part))
-    validator = ExperimentValidator(strict=cfg.strict, skip=skipped)
+    # The server verifies every file's sha256 on arrival: only a strict run (which must refuse before
+    # sending anything) or a dry run reads each file an extra time to check it up front.
+    validator = ExperimentValidator(strict=cfg.strict, skip=skipped, verify_checksums=cfg.strict or cfg.dry_run)
     checked = [validator.validate_experiment(e) for e in experiments]
     invalid = _print_validation(checked, cfg)
     valid = [c for c in checked if c.is_valid]

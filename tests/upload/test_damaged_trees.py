@@ -80,8 +80,12 @@ def test_missing_and_corrupt_blobs_are_reported_and_fail_the_run(tree: Path, tar
     assert r.returncode == 1  # 0.5.8 exited 0 and never said a word
     assert (f"      file /models/checkpoints/weights.bin: missing on disk (files/models/checkpoints/{weights['id']}/"
             "weights.bin) (will skip)") in r.stdout
+    # The corrupt one is sent, refused by the server's checksum check, and reported (a lenient run does not
+    # read every file twice to find out first; --strict and --dry-run do).
+    assert "      file /notes/notes.txt: checksum does not match the uploaded content" in r.stdout
+    dry = upload(target, tree, tmp_path, "--dry-run")
     assert ("      file /notes/notes.txt: sha256 on disk does not match the manifest (the file changed or is corrupt) "
-            "(will skip)") in r.stdout
+            "(will skip)") in dry.stdout
     assert "  ✗ Failed\n" in r.stdout and "Failed Experiments:\n  ✗ vision/resnet-baseline\n" in r.stdout
     content = target.content()[BASE]
     assert [f[1] for f in content["files"]] == ["config.yaml"]  # the good file still went up

@@ -19,6 +19,7 @@ from ml_dash.server.storage.blobs import StagedBlob
 
 router = APIRouter()
 MAX_FIELD_BYTES = 1024 * 1024
+WRITE_CHUNK = 1024 * 1024
 _DISPOSITION = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -108,8 +109,14 @@ async def upload_file(experiment_id: str, request: Request, st: ServerState = De
     sink = _MultipartSink(st)
     parser = MultipartParser(boundary, sink.callbacks())
     try:
+        pending = bytearray()
         async for chunk in request.stream():
-            await run_in_threadpool(parser.write, chunk)  # disk writes off the event loop
+            pending += chunk
+            if len(pending) >= WRITE_CHUNK:  # parse and write ~1 MiB at a time, off the event loop
+                await run_in_threadpool(parser.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await run_in_threadpool(parser.write, bytes(pending))
         parser.finalize()
         if sink.staged is None:
             raise ServerError("invalid", "the upload has no 'file' part")
