@@ -28,15 +28,16 @@ def test_overrides_filter_and_skip_in_a_dry_run(tree: Path, home: Home) -> None:
     assert "other/exp3" not in r.stdout
 
 
-def test_ci_profile_makes_the_dry_run_strict(tree: Path, home: Home) -> None:
-    ok = run_cli("upload", str(tree), "+profile=ci", "--dry-run", env=home.env)
+def test_ci_profile_makes_the_dry_run_strict(tree: Path, home: Home, tmp_path: Path) -> None:
+    ok = run_cli("upload", str(tree), "+profile=ci", "--dry-run", env=home.env, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     with (tree / "other/exp3/logs/logs.jsonl").open("a") as f:
         f.write("not json\n")
-    bad = run_cli("upload", str(tree), "+profile=ci", "--dry-run", env=home.env)
+    bad = run_cli("upload", str(tree), "+profile=ci", "--dry-run", env=home.env, cwd=tmp_path)
     assert bad.returncode == 1
     assert "  ✗ other/exp3:\n      logs.jsonl has 1 invalid lines (e.g., [4]...)\n" in bad.stdout
     assert bad.stderr.strip() == "Error: Validation failed in --strict mode"
+    assert '"status": "invalid"' in (tmp_path / "ml-dash-report.json").read_text()  # the ci profile reports
 
 
 def test_a_run_configured_only_by_config_json(tree: Path, home: Home, tmp_path: Path) -> None:
