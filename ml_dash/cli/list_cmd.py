@@ -23,7 +23,8 @@ def main(argv: Sequence[str]) -> int:
     if parsed.help:
         return print_help("list", "ml-dash list", DESCRIPTION, USAGE)
     cfg = resolve_parsed("list", parsed).config
-    from ml_dash.download.run import PROJECTS_QUERY, client_for
+    from ml_dash.api.connect import client_for
+    from ml_dash.download.run import PROJECTS_QUERY
 
     with client_for(cfg) as client:
         if cfg.project is None:

@@ -72,25 +72,15 @@ SERVE = CommandSpec(
 _SHARED_ENV = {"ML_DASH_REMOTE": "remote", "ML_DASH_API_KEY": "api_key", "ML_DASH_USERNAME": "username",
                "ML_DASH_REMOTE_URL": "remote", "ML_DASH_USER_NAME": "username"}
 
-DOWNLOAD = CommandSpec(
-    name="download",
-    model_path="ml_dash.config.models:DownloadConfig",
-    primary="download",
-    file_section="download",
-    file_aliases=dict(_CLIENT_FILE_ALIASES, namespace="namespace"),
-    env_aliases=_SHARED_ENV,
-    env_prefix="ML_DASH_DOWNLOAD_",
-)
+def _reader(name: str, model: str) -> CommandSpec:
+    """download and list: their own keys under ML_DASH_<NAME>_*, plus the shared server settings."""
+    return CommandSpec(name=name, model_path=f"ml_dash.config.models:{model}", primary=name, file_section=name,
+                       file_aliases=dict(_CLIENT_FILE_ALIASES, namespace="namespace"), env_aliases=_SHARED_ENV,
+                       env_prefix=f"ML_DASH_{name.upper()}_")
 
-LIST = CommandSpec(
-    name="list",
-    model_path="ml_dash.config.models:ListConfig",
-    primary="list",
-    file_section="list",
-    file_aliases=dict(_CLIENT_FILE_ALIASES, namespace="namespace"),
-    env_aliases=_SHARED_ENV,
-    env_prefix="ML_DASH_LIST_",
-)
+
+DOWNLOAD = _reader("download", "DownloadConfig")
+LIST = _reader("list", "ListConfig")
 
 SPECS: dict[str, CommandSpec] = {"upload": UPLOAD, "serve": SERVE, "download": DOWNLOAD, "list": LIST}
 

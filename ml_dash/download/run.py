@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml_dash.api.client import ApiClient, RetryPolicy
+from ml_dash.api.client import ApiClient
+from ml_dash.api.connect import client_for
 from ml_dash.config.models import DownloadConfig
-from ml_dash.errors import ConfigError, MLDashError
+from ml_dash.errors import MLDashError
 from ml_dash.records.layout import experiment_dir
 from ml_dash.sdk.backends.base import ExperimentSpec
 from ml_dash.sdk.backends.local import LocalBackend
@@ -44,25 +45,6 @@ class _Result:
     counts: dict[str, int] = field(default_factory=lambda: {"params": 0, "logs": 0, "points": 0, "files": 0,
                                                              "bytes": 0})
     errors: list[str] = field(default_factory=list)
-
-
-def client_for(cfg: Any) -> ApiClient:
-    if not cfg.remote:
-        raise ConfigError("--remote URL is required (or set in config)",
-                          hint="pass --remote http://host:8000, set ML_DASH_REMOTE, or remote_url in "
-                               "~/.ml-dash/config.json")
-    if cfg.api_key is not None:
-        token = cfg.api_key.get_secret_value()
-    elif cfg.username:
-        from ml_dash.api.auth import make_username_token
-
-        token = make_username_token(cfg.username)
-    else:
-        raise ConfigError("--api-key or --username is required (or set in config)",
-                          hint="set ML_DASH_API_KEY or api_key in ~/.ml-dash/config.json")
-    retry = RetryPolicy(attempts=cfg.retry.attempts, backoff=cfg.retry.backoff, max_backoff=cfg.retry.max_backoff,
-                        timeout=cfg.retry.timeout)
-    return ApiClient(cfg.remote, token, retry=retry, max_connections=getattr(cfg, "parallel", 4) + 2)
 
 
 def remote_experiments(client: ApiClient, namespace: str | None, project: str | None) -> list[dict[str, Any]]:
@@ -192,7 +174,7 @@ class _Downloader:
 
 
 def download(cfg: DownloadConfig) -> int:
-    client = client_for(cfg)
+    client = client_for(cfg, connections=cfg.parallel)
     started = time.perf_counter()
     try:
         print("Discovering experiments on remote server...")

@@ -49,7 +49,8 @@ try:
         return [orjson.dumps(v).decode() if _finite(v) else json.dumps(v) for v in values]
 
     def dumps_array(values: Sequence[Any]) -> str:
-        return orjson.dumps(list(values)).decode() if _finite(list(values)) else json.dumps(list(values))
+        items = list(values)
+        return orjson.dumps(items).decode() if _finite(items) else json.dumps(items)
 
 except ImportError:  # pragma: no cover - the server extra installs orjson
 

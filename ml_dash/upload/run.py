@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ml_dash.api.connect import client_for, require_server, token_for
 from ml_dash.config.models import UploadConfig
 from ml_dash.errors import ConfigError
 from ml_dash.upload.discover import DiscoveredExperiment, discover
@@ -18,36 +19,6 @@ from ml_dash.upload.state import UploadState, load_state
 from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator
 
 __all__ = ["upload"]
-
-
-def _token(cfg: UploadConfig) -> str:
-    if cfg.api_key is not None:
-        return cfg.api_key.get_secret_value()
-    assert cfg.username
-    from ml_dash.api.auth import make_username_token
-
-    print(f"Generating API key from username: {cfg.username}")
-    return make_username_token(cfg.username)
-
-
-def _require_remote_and_auth(cfg: UploadConfig) -> None:
-    if not cfg.remote:
-        raise ConfigError("--remote URL is required (or set in config)",
-                          hint="pass --remote http://host:8000, set ML_DASH_REMOTE, or remote_url in "
-                               "~/.ml-dash/config.json")
-    if cfg.api_key is None and not cfg.username:
-        raise ConfigError("--api-key or --username is required (or set in config)",
-                          hint="create a key on the server with `ml-dash serve token create NAME`, then set "
-                               "ML_DASH_API_KEY or api_key in ~/.ml-dash/config.json")
-
-
-def _client(cfg: UploadConfig, token: str) -> object:
-    from ml_dash.api.client import ApiClient, RetryPolicy
-
-    assert cfg.remote is not None
-    retry = RetryPolicy(attempts=cfg.retry.attempts, backoff=cfg.retry.backoff, max_backoff=cfg.retry.max_backoff,
-                        timeout=cfg.retry.timeout)
-    return ApiClient(cfg.remote, token, retry=retry, max_connections=cfg.workers + 2)
 
 
 def _resume_state(cfg: UploadConfig, root: Path) -> tuple[UploadState, frozenset[str]]:
@@ -117,13 +88,11 @@ def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
     """Dry run with a reachable server: how much of each experiment is already there."""
     if not cfg.remote or (cfg.api_key is None and not cfg.username):
         return None
-    from ml_dash.api.client import ApiClient, RetryPolicy
     from ml_dash.errors import ApiError
 
-    token = cfg.api_key.get_secret_value() if cfg.api_key else _token(cfg)
     found: dict[str, str] = {}
     try:
-        with ApiClient(cfg.remote, token, retry=RetryPolicy(attempts=1, timeout=min(cfg.retry.timeout, 10))) as c:
+        with client_for(cfg, token_for(cfg, announce=True), attempts=1, timeout=min(cfg.retry.timeout, 10)) as c:
             query = ("query E($projectSlug: String!, $experimentName: String!) { experiment(projectSlug: "
                      "$projectSlug, experimentName: $experimentName) { id } }")
             for e in plan.experiments:
@@ -148,8 +117,8 @@ def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
 
 def upload(cfg: UploadConfig) -> int:
     if not cfg.dry_run:
-        _require_remote_and_auth(cfg)
-        token = _token(cfg)
+        require_server(cfg)
+        token = token_for(cfg, announce=True)
     root = cfg.path
     if not root.exists():
         raise ConfigError(f"Local storage path does not exist: {root}",
@@ -221,12 +190,12 @@ def _execute(cfg: UploadConfig, plan: Plan, token: str, state: UploadState | Non
     from ml_dash.upload.report import print_results, print_summary
 
     print(f"\nUploading to: {cfg.remote}")
-    client = _client(cfg, token)
+    client = client_for(cfg, token, connections=cfg.workers)
     try:
         with choose_progress(cfg.progress, plan) as progress:
             run = Engine(client, workers=cfg.workers, progress=progress).run(plan, state)  # type: ignore[arg-type]
     finally:
-        client.close()  # type: ignore[attr-defined]
+        client.close()
     print_results(run, cfg.verbose)
     print_summary(run)
     exit_code = 0 if run.ok and not invalid else 1
