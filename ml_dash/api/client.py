@@ -166,9 +166,11 @@ class ApiClient:
     def set_status(self, experiment_id: str, status: str) -> None:
         self._json("PATCH", f"/experiments/{experiment_id}/status", json=StatusUpdate(status=status).model_dump())
 
-    def streams(self, experiment_id: str) -> dict[str, Any] | None:
-        """How far each stream got, or None when the server does not tell (older servers)."""
-        response = self.request("GET", f"/experiments/{experiment_id}/streams", ok=(404, 405))
+    def streams(self, experiment_id: str, writer_id: str | None = None) -> dict[str, Any] | None:
+        """How far each stream got (and which of ``writer_id``'s records each stream has), or
+        None when the server does not tell (older servers)."""
+        params = {"writer": writer_id} if writer_id else None
+        response = self.request("GET", f"/experiments/{experiment_id}/streams", ok=(404, 405), params=params)
         if response.status_code in (404, 405):
             return None
         return StreamsOut.model_validate(response.json()).model_dump()
@@ -179,8 +181,13 @@ class ApiClient:
     def get_params(self, experiment_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/experiments/{experiment_id}/parameters"))
 
-    def append_logs(self, experiment_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        out = self._json("POST", f"/experiments/{experiment_id}/logs", json={"logs": entries})
+    def append_logs(self, experiment_id: str, entries: list[dict[str, Any]], writer_id: str | None = None,
+                    ) -> dict[str, Any]:
+        """Append lines; with ``writer_id`` every entry carries its ``writerSeq``."""
+        body: dict[str, Any] = {"logs": entries}
+        if writer_id is not None:
+            body["writerId"] = writer_id
+        out = self._json("POST", f"/experiments/{experiment_id}/logs", json=body)
         return LogsAppendOut.model_validate(out).model_dump()
 
     def query_logs(self, experiment_id: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -189,10 +196,16 @@ class ApiClient:
                                        "order": "asc"}))
 
     def append_batch(self, experiment_id: str, metric: str, points: list[dict[str, Any]], start_index: int | None,
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                     extra: dict[str, Any] | None = None, *, writer_id: str | None = None,
+                     writer_seqs: int | list[int] | None = None) -> dict[str, Any]:
+        """Append points at ``start_index`` (or at the end), or as ``writer_id``'s records numbered
+        ``writer_seqs`` (the first number when they follow on, else one number per point)."""
         body: dict[str, Any] = {"dataPoints": points, **(extra or {})}
         if start_index is not None:
             body["startIndex"] = start_index
+        if writer_id is not None:
+            body["writerId"] = writer_id
+            body["writerSeq" if isinstance(writer_seqs, int) else "writerSeqs"] = writer_seqs
         return dict(self._json("POST", f"/experiments/{experiment_id}/metrics/{_segment(metric)}/append-batch",
                                json=body))
 

@@ -3,15 +3,22 @@
 Shapes follow what the real ml-dash 0.5.8 client sends and reads (see
 ``shared/reference``); fields that 0.5.8 renders as strings (``index``,
 ``startIndex``, ``totalDataPoints``, ...) stay strings. Our own additions are optional
-and ignored by 0.5.8: positions on appends (``startIndex``, ``sequenceNumber``) that
-make retries and resumes idempotent, and ``GET /experiments/{id}/streams`` for resume.
+and ignored by 0.5.8:
+
+* a **writer** on appends (``writerId`` and each record's ``writerSeq``): the writer's own
+  numbering, so that a retried or replayed batch is applied once while the server assigns
+  the positions: any number of writers (ranks of a job, a resumed script, an upload) share
+  a stream;
+* **positions** on appends (``startIndex``, ``sequenceNumber``): kept for older clients;
+  a position already taken by other content is a ``409 conflict``, never a silent drop;
+* ``GET /experiments/{id}/streams[?writer=W]`` for resume.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "STATUSES",
@@ -22,6 +29,7 @@ __all__ = [
     "LogEntryIn",
     "LogsAppend",
     "LogsAppendOut",
+    "WRITER_ID_PATTERN",
     "MetricAppend",
     "MetricAppendBatch",
     "ParametersIn",
@@ -30,6 +38,10 @@ __all__ = [
 ]
 
 STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+WRITER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_WRITER_ID = Field(None, pattern=WRITER_ID_PATTERN,
+                   description="ml-dash: who writes (one id per writing process or local tree); with it, each "
+                               "record's writerSeq makes retries idempotent and the server assigns positions.")
 
 
 class _In(BaseModel):
@@ -65,11 +77,22 @@ class LogEntryIn(_In):
     level: str = "info"
     message: str
     metadata: dict[str, Any] | None = None
-    sequenceNumber: int | None = Field(None, ge=0, description="ml-dash: position; a known one is ignored.")
+    sequenceNumber: int | None = Field(None, ge=0, description="ml-dash: position; the same line again is "
+                                                                "ignored, another line there is a conflict.")
+    writerSeq: int | None = Field(None, ge=0, description="ml-dash: the writer's own number of this line.")
 
 
 class LogsAppend(_In):
     logs: list[LogEntryIn] = Field(min_length=1)
+    writerId: str | None = _WRITER_ID
+
+    @model_validator(mode="after")
+    def _writer_numbers_every_line(self) -> LogsAppend:
+        if self.writerId is not None:
+            for i, entry in enumerate(self.logs):
+                if entry.writerSeq is None:
+                    raise ValueError(f"logs.{i}.writerSeq is required with writerId")
+        return self
 
 
 class LogsAppendOut(BaseModel):
@@ -77,6 +100,7 @@ class LogsAppendOut(BaseModel):
     startSequence: int
     endSequence: int
     experimentId: str
+    duplicates: int = Field(0, description="ml-dash: lines the server already had (a retry)")
 
 
 class ParametersIn(_In):
@@ -97,6 +121,29 @@ class MetricAppendBatch(_In):
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     startIndex: int | None = Field(None, ge=0, description="ml-dash: position of the first point.")
+    writerId: str | None = _WRITER_ID
+    writerSeq: int | None = Field(None, ge=0, description="ml-dash: the writer's number of the first point "
+                                                          "(the others follow on)")
+    writerSeqs: list[int] | None = Field(None, description="ml-dash: the writer's number of each point, "
+                                                           "when they do not follow on")
+
+    @model_validator(mode="after")
+    def _writer_numbers_every_point(self) -> MetricAppendBatch:
+        if self.writerId is not None:
+            if (self.writerSeq is None) == (self.writerSeqs is None):
+                raise ValueError("writerId needs exactly one of writerSeq and writerSeqs")
+            if self.writerSeqs is not None and (len(self.writerSeqs) != len(self.dataPoints)
+                                                or min(self.writerSeqs) < 0):
+                raise ValueError("writerSeqs must hold one number >= 0 per data point")
+        return self
+
+    def writer_seqs(self) -> list[int] | None:
+        if self.writerId is None:
+            return None
+        if self.writerSeqs is not None:
+            return list(self.writerSeqs)
+        assert self.writerSeq is not None
+        return list(range(self.writerSeq, self.writerSeq + len(self.dataPoints)))
 
 
 class FileUpdate(_In):
@@ -115,6 +162,11 @@ class StreamsOut(BaseModel):
     logs: int = Field(description="number of log lines; the next sequence number")
     metrics: dict[str, int] = Field(description="metric name -> number of points")
     files: list[dict[str, Any]] = Field(description="live files: id, path, filename, checksum, sizeBytes")
+    writers: bool = Field(True, description="the server takes writerId/writerSeq on appends")
+    marked: dict[str, int] = Field(default_factory=dict,
+                                   description="stream ('logs', 'metric:NAME') -> records appended by some writer")
+    writer: dict[str, list[tuple[int, int]]] | None = Field(
+        None, description="with ?writer=W: stream -> the ranges [lo, hi] of W's sequence numbers the server has")
 
 
 class ErrorDetail(BaseModel):

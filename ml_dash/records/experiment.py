@@ -43,6 +43,18 @@ class ExperimentRecord(Record):
     def _null_is_empty(cls, v: Any) -> Any:
         return [] if v is None else v
 
+    @property
+    def writer_id(self) -> str:
+        """Who this local tree is to a server: the same id for the hybrid SDK writing it and for
+        ``ml-dash upload`` sending it later (from any copy of the tree), so that between them
+        every record reaches the server once. Trees created apart (two machines, two runs) differ
+        by ``created_at``, which 0.5.8 writes with microseconds."""
+        import hashlib
+        import json
+
+        key = json.dumps([self.project, self.folder, self.prefix, self.name, self.created_at])
+        return "tree-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
     def to_json_dict(self) -> dict[str, Any]:
         """The exact dict 0.5.8 writes, in its key order (``updated_at`` only when set)."""
         doc: dict[str, Any] = {

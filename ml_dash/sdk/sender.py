@@ -1,26 +1,36 @@
 """The background sender of remote and hybrid mode: training never waits for the network.
 
-Records are queued with their position already assigned (a log line's sequence number,
-a metric point's index), and a daemon thread sends them in batches every
-``flush_interval`` seconds or when a batch is full. A failed send keeps the records
-queued and is tried again later; positions make every retry idempotent on the server.
-The queue is bounded: past ``max_pending`` records a stream stops queueing and is
-marked *behind* (in hybrid mode the local tree still has everything and
-``ml-dash upload`` sends the rest; in remote mode the loss is reported).
+Records are queued with the writer's own sequence number (per stream: the n-th log line
+or point this writer produced; in hybrid mode the local tree's position), and a daemon
+thread sends them in batches every ``flush_interval`` seconds or when a batch is full,
+tagged with the writer's id. The server applies each (writer, number) once and assigns
+the positions itself, so retries are idempotent and any number of processes can write
+one experiment.
+
+Nothing is dropped silently:
+
+* The queue is bounded (``max_pending`` records): a producer that would overflow it waits
+  for the server (back-pressure), with a warning when the wait is long.
+* Each stream is sent on its own: a stream the server refuses never holds up the others.
+* A batch the server refuses for good (a 4xx other than 408/429) is taken off the queue
+  and counted as failed, with its stream, numbers and the server's message; a batch that
+  could not be sent (network, 5xx) stays queued and is tried again.
+* :meth:`Sender.unsent` counts exactly what the server has not acknowledged.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ml_dash.api.client import ApiClient
-from ml_dash.errors import MLDashError
+from ml_dash.api.client import RETRY_STATUSES, ApiClient
+from ml_dash.errors import ApiError, MLDashError
 
-__all__ = ["Sender", "SenderSettings"]
+__all__ = ["Sender", "SenderSettings", "StreamFailure"]
 
 
 @dataclass(frozen=True)
@@ -30,30 +40,63 @@ class SenderSettings:
     metric_batch: int = 1000
     max_pending: int = 1_000_000
     close_timeout: float = 30.0
+    # A producer blocked this long on a full queue prints one warning (it keeps waiting).
+    backpressure_warning: float = 10.0
+
+
+@dataclass(frozen=True)
+class StreamFailure:
+    """Records the server refused for good: never retried, always reported."""
+
+    stream: str  # "logs" | "metric 'NAME'" | "parameters"
+    first: int | None  # the writer's numbers of the refused records (None for parameters)
+    last: int | None
+    count: int
+    message: str
+    hint: str | None = None
+
+    def describe(self) -> str:
+        where = f" (writer numbers {self.first}..{self.last})" if self.first is not None else ""
+        return f"{self.stream}: {self.count} record(s) refused{where}: {self.message}" + (
+            f"; {self.hint}" if self.hint else "")
 
 
 @dataclass
 class _Stream:
     kind: str  # "logs" | "metric"
     name: str
-    items: deque[tuple[int, Any]] = field(default_factory=deque)  # (position, record)
+    items: deque[tuple[int, Any]] = field(default_factory=deque)  # (writer number, record)
     extra: dict[str, Any] | None = None  # metric description/tags/metadata (sent with each batch)
-    behind: bool = False  # dropped records because the queue was full
+    error: str | None = None  # the last transient error of this stream
+
+    @property
+    def label(self) -> str:
+        return "logs" if self.kind == "logs" else f"metric {self.name!r}"
+
+
+def _permanent(exc: MLDashError) -> bool:
+    """A refusal that sending again cannot fix (bad request, conflict, forbidden, ...)."""
+    status = getattr(exc, "status", None)
+    return isinstance(exc, ApiError) and status is not None and 400 <= status < 500 and status not in RETRY_STATUSES
 
 
 class Sender:
-    def __init__(self, client: ApiClient, experiment_id: str, settings: SenderSettings) -> None:
+    def __init__(self, client: ApiClient, experiment_id: str, settings: SenderSettings, writer_id: str) -> None:
         self.client = client
         self.experiment_id = experiment_id
         self.settings = settings
+        self.writer_id = writer_id
         self._streams: OrderedDict[tuple[str, str], _Stream] = OrderedDict()
         self._params: dict[str, Any] = {}
         self._pending = 0
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # signalled whenever the queue shrinks
         self._wake = threading.Event()
         self._stop = False
         self._sending = threading.Lock()
+        self.failures: list[StreamFailure] = []
         self.last_error: str | None = None
+        self._warned_full = False
         self._thread = threading.Thread(target=self._loop, name="ml-dash-sender", daemon=True)
         self._thread.start()
 
@@ -66,24 +109,32 @@ class Sender:
         return stream
 
     def _put(self, stream: _Stream, items: list[tuple[int, Any]], batch: int) -> None:
-        if self._pending + len(items) > self.settings.max_pending:
-            stream.behind = True
-            return
+        """Queue ``items``; with the queue full, wait for the server to take some (never drop)."""
+        # A batch larger than the whole queue is let in alone, or it could never be queued.
+        limit = max(self.settings.max_pending, len(items))
+        started = time.monotonic()
+        while self._pending + len(items) > limit:
+            self._wake.set()
+            self._room.wait(timeout=1.0)
+            if not self._warned_full and time.monotonic() - started > self.settings.backpressure_warning:
+                self._warned_full = True
+                print(f"ml-dash: {self._pending} record(s) are waiting for the server "
+                      f"({self.last_error or 'it is slow'}); logging waits until it takes them", file=sys.stderr)
         stream.items.extend(items)
         self._pending += len(items)
         if len(stream.items) >= batch:
             self._wake.set()
 
-    def log(self, position: int, entry: dict[str, Any]) -> None:
+    def log(self, number: int, entry: dict[str, Any]) -> None:
         with self._lock:
-            self._put(self._stream("logs", "logs"), [(position, entry)], self.settings.log_batch)
+            self._put(self._stream("logs", "logs"), [(number, entry)], self.settings.log_batch)
 
-    def points(self, name: str, start: int, points: list[dict[str, Any]], extra: dict[str, Any] | None) -> None:
+    def points(self, name: str, first: int, points: list[dict[str, Any]], extra: dict[str, Any] | None) -> None:
         with self._lock:
             stream = self._stream("metric", name)
             if extra and stream.extra is None:
                 stream.extra = extra
-            self._put(stream, [(start + i, p) for i, p in enumerate(points)], self.settings.metric_batch)
+            self._put(stream, [(first + i, p) for i, p in enumerate(points)], self.settings.metric_batch)
 
     def params(self, flat: dict[str, Any]) -> None:
         with self._lock:
@@ -98,28 +149,37 @@ class Sender:
             self.send_pending()
 
     def send_pending(self) -> bool:
-        """Send everything queued now; True when nothing is left (an error leaves it queued)."""
+        """Send everything queued now, each stream on its own; True when nothing is left."""
         with self._sending:
-            try:
-                self._send_params()
-                for stream in list(self._streams.values()):
-                    self._send_stream(stream)
-                self.last_error = None
-            except MLDashError as exc:
-                self.last_error = exc.message
-                return False
+            errors = [self._guard("parameters", self._send_params)]
+            for stream in list(self._streams.values()):
+                errors.append(self._guard(stream.label, self._send_stream, stream))
+            self.last_error = next((e for e in errors if e), None)
         with self._lock:
             return self._pending == 0 and not self._params
+
+    def _guard(self, label: str, send: Any, *args: Any) -> str | None:
+        try:
+            send(*args)
+            return None
+        except MLDashError as exc:
+            return f"{label}: {exc.message}"
 
     def _send_params(self) -> None:
         with self._lock:
             params = dict(self._params)
-        if params:
+        if not params:
+            return
+        try:
             self.client.merge_params(self.experiment_id, params)
-            with self._lock:
-                for key, value in params.items():
-                    if self._params.get(key) is value:
-                        del self._params[key]
+        except MLDashError as exc:
+            if not _permanent(exc):
+                raise
+            self.failures.append(StreamFailure("parameters", None, None, len(params), exc.message, exc.hint))
+        with self._lock:
+            for key, value in params.items():
+                if self._params.get(key) is value:
+                    del self._params[key]
 
     def _send_stream(self, stream: _Stream) -> None:
         size = self.settings.log_batch if stream.kind == "logs" else self.settings.metric_batch
@@ -127,16 +187,31 @@ class Sender:
             with self._lock:
                 batch = [stream.items[i] for i in range(min(size, len(stream.items)))]
             if not batch:
+                stream.error = None
                 return
-            start = batch[0][0]
-            if stream.kind == "logs":
-                self.client.append_logs(self.experiment_id, [{**e, "sequenceNumber": p} for p, e in batch])
-            else:
-                self.client.append_batch(self.experiment_id, stream.name, [p for _, p in batch], start, stream.extra)
+            try:
+                self._send_batch(stream, batch)
+            except MLDashError as exc:
+                if not _permanent(exc):
+                    stream.error = exc.message
+                    raise
+                self.failures.append(StreamFailure(stream.label, batch[0][0], batch[-1][0], len(batch),
+                                                   exc.message, exc.hint))
             with self._lock:
                 for _ in batch:
                     stream.items.popleft()
                 self._pending -= len(batch)
+                self._room.notify_all()
+
+    def _send_batch(self, stream: _Stream, batch: list[tuple[int, Any]]) -> None:
+        if stream.kind == "logs":
+            self.client.append_logs(self.experiment_id, [{**e, "writerSeq": n} for n, e in batch],
+                                    writer_id=self.writer_id)
+            return
+        numbers = [n for n, _ in batch]
+        follow_on = numbers[-1] - numbers[0] == len(numbers) - 1 and numbers == sorted(numbers)
+        self.client.append_batch(self.experiment_id, stream.name, [p for _, p in batch], None, stream.extra,
+                                 writer_id=self.writer_id, writer_seqs=numbers[0] if follow_on else numbers)
 
     # --- shutdown ---------------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -154,14 +229,23 @@ class Sender:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout=5)
-        return ok
+        return ok and not self.failures
 
     @property
     def pending(self) -> int:
+        """Records (and a pending parameter update, as one) not acknowledged and still queued."""
         with self._lock:
             return self._pending + (1 if self._params else 0)
 
-    @property
-    def behind(self) -> list[str]:
+    def unsent(self) -> dict[str, int]:
+        """Per stream, exactly the records the server has not acknowledged (queued or refused)."""
+        out: dict[str, int] = {}
         with self._lock:
-            return [s.name for s in self._streams.values() if s.behind]
+            for stream in self._streams.values():
+                if stream.items:
+                    out[stream.label] = len(stream.items)
+            if self._params:
+                out["parameters"] = len(self._params)
+        for failure in self.failures:
+            out[failure.stream] = out.get(failure.stream, 0) + failure.count
+        return out

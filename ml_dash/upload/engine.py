@@ -1,10 +1,12 @@
 """Stage 4: execute a frozen plan against the API client.
 
-Per experiment: create it, ask the server how far each stream got, then send only
-what is missing: parameters, logs, metrics, files (the seed's order; streams run in
-parallel, each in order), and the final status if the tree records one. Appends carry
-their positions, so a retry or a re-run can never duplicate. One experiment's failure
-never stops another; every failure is in the result. Memory is bounded by
+Per experiment: create it, ask the server which records of this tree it has (see
+``resume.py``), then send only what is missing: parameters, logs, metrics, files (the
+seed's order; streams run in parallel, each in order), and the final status if the tree
+records one. Appends carry the tree's writer id and each record's number in the tree (or,
+against older servers, positions), so a retry or a re-run can never duplicate, and other
+writers of the same experiment are never overwritten. One experiment's failure never
+stops another; every failure is in the result. Memory is bounded by
 ``batch_size × workers``: JSONL is streamed and files are streamed from disk.
 """
 
@@ -23,6 +25,7 @@ from ml_dash.records.logs import LogLine
 from ml_dash.records.metrics import MetricPoint
 from ml_dash.records.read import Problem, iter_jsonl
 from ml_dash.upload.plan import ExperimentPlan, Plan, StreamPlan
+from ml_dash.upload.resume import Resume, resume_for
 from ml_dash.upload.state import UploadState
 
 __all__ = ["Engine", "ExperimentResult", "Progress", "RunResult", "StreamResult"]
@@ -122,18 +125,17 @@ class Engine:
         try:
             exp = self._call(self.client.create_experiment, e.project, e.create_body)
             result.experiment_id = exp_id = str(exp["id"])
-            there = self._call(self.client.streams, exp_id) or {}
+            there = self._call(self.client.streams, exp_id, e.writer_id) or {}
             for label, problem in e.file_problems:  # found by validation: a failure, never silently dropped
                 result.streams.append(StreamResult("file", label, error=problem))
             if e.params:
                 result.streams.append(self._params(e, exp_id, there))
             futures: list[Future[StreamResult]] = []
             for s in e.streams:
-                if s.kind == "logs":
-                    futures.append(pool.submit(self._guard, e, s, self._logs, exp_id, int(there.get("logs", 0))))
-                elif s.kind == "metric":
-                    have = int((there.get("metrics") or {}).get(s.name, 0))
-                    futures.append(pool.submit(self._guard, e, s, self._metric, exp_id, have))
+                if s.kind in ("logs", "metric"):
+                    resume = resume_for(there, s.kind, s.name, s.items, e.writer_id)
+                    send = self._logs if s.kind == "logs" else self._metric
+                    futures.append(pool.submit(self._guard, e, s, send, exp_id, resume))
                 elif s.kind == "file":
                     live = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
                     futures.append(pool.submit(self._guard, e, s, self._file, exp_id, live))
@@ -176,35 +178,33 @@ class Engine:
         if batch:
             yield batch
 
-    def _send(self, send: Callable[[list[Any], int], None], batch: list[Any], position: int) -> None:
-        """Send one batch; a 413 (too large for the server) halves it, down to single items."""
+    def _send(self, send: Callable[[list[tuple[int, Any]]], None], batch: list[tuple[int, Any]]) -> None:
+        """Send one batch of numbered records; a 413 (too large for the server) halves it."""
         try:
-            self._call(send, batch, position)
+            self._call(send, batch)
         except ApiError as exc:
             if exc.status != 413 or len(batch) == 1:
                 raise
             half = len(batch) // 2
-            self._send(send, batch[:half], position)
-            self._send(send, batch[half:], position + half)
+            self._send(send, batch[:half])
+            self._send(send, batch[half:])
 
-    def _stream(self, e: ExperimentPlan, s: StreamPlan, records: Iterator[Any], have: int,
-                send: Callable[[list[Any], int], None], batch_size: int) -> StreamResult:
+    def _stream(self, e: ExperimentPlan, s: StreamPlan, records: Iterator[Any], resume: Resume,
+                send: Callable[[list[tuple[int, Any]]], None]) -> StreamResult:
+        """Number the records by their position in the local stream and send those the server lacks."""
         result = StreamResult(s.kind, s.name)
         per_item = s.bytes / s.items if s.items else 0
-        position = 0
-        pending: Iterator[Any] = _skip(records, have)
-        result.already = min(have, s.items)
+        result.already = resume.count(s.items)
         self.progress.advance(e, int(per_item * result.already))
-        for batch in self._batches(pending, batch_size):
-            position_of_batch = have + position
-            self._send(send, batch, position_of_batch)
-            position += len(batch)
+        todo = ((n, r) for n, r in enumerate(records) if not resume.has(n))
+        for batch in self._batches(todo, s.batch):
+            self._send(send, batch)
             result.sent += len(batch)
             result.bytes += int(per_item * len(batch))
             self.progress.advance(e, int(per_item * len(batch)))
         return result
 
-    def _logs(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, have: int) -> StreamResult:
+    def _logs(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, resume: Resume) -> StreamResult:
         def lines() -> Iterator[dict[str, Any]]:
             assert s.source is not None
             for _, rec in iter_jsonl(s.source, LogLine):
@@ -215,23 +215,31 @@ class Engine:
                     entry["metadata"] = rec.metadata
                 yield entry
 
-        def send(batch: list[dict[str, Any]], position: int) -> None:
-            numbered = [{**entry, "sequenceNumber": position + i} for i, entry in enumerate(batch)]
-            self.client.append_logs(exp_id, numbered)
+        number = "writerSeq" if resume.writer else "sequenceNumber"
 
-        return self._stream(e, s, lines(), have, send, s.batch)
+        def send(batch: list[tuple[int, dict[str, Any]]]) -> None:
+            self.client.append_logs(exp_id, [{**entry, number: n} for n, entry in batch], writer_id=resume.writer)
 
-    def _metric(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, have: int) -> StreamResult:
+        return self._stream(e, s, lines(), resume, send)
+
+    def _metric(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, resume: Resume) -> StreamResult:
         def points() -> Iterator[dict[str, Any]]:
             assert s.source is not None
             for _, rec in iter_jsonl(s.source, MetricPoint):
                 if not isinstance(rec, Problem):
                     yield rec.data
 
-        def send(batch: list[dict[str, Any]], position: int) -> None:
-            self.client.append_batch(exp_id, s.name, batch, position, s.metric_info or None)
+        def send(batch: list[tuple[int, dict[str, Any]]]) -> None:
+            numbers = [n for n, _ in batch]
+            data = [p for _, p in batch]
+            if resume.writer is None:  # by position: the records not yet stored follow on
+                self.client.append_batch(exp_id, s.name, data, numbers[0], s.metric_info or None)
+                return
+            follow_on = numbers[-1] - numbers[0] == len(numbers) - 1
+            self.client.append_batch(exp_id, s.name, data, None, s.metric_info or None, writer_id=resume.writer,
+                                     writer_seqs=numbers[0] if follow_on else numbers)
 
-        return self._stream(e, s, points(), have, send, s.batch)
+        return self._stream(e, s, points(), resume, send)
 
     def _file(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, live: set[tuple[str, str, str]]) -> StreamResult:
         entry = s.file
@@ -249,12 +257,6 @@ class Engine:
             result.bytes = entry.sizeBytes
         self.progress.advance(e, entry.sizeBytes)
         return result
-
-
-def _skip(items: Iterator[Any], n: int) -> Iterator[Any]:
-    for i, item in enumerate(items):
-        if i >= n:
-            yield item
 
 
 def _file_label(s: StreamPlan) -> str:

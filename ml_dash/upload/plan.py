@@ -48,6 +48,7 @@ class ExperimentPlan:
     skipped_files: int
     status: str | None = None  # final status, when the tree records one
     file_problems: tuple[tuple[str, str], ...] = ()  # (file, problem): reported as failures, never sent
+    writer_id: str | None = None  # the tree's writer id (see ExperimentRecord.writer_id)
 
     def count(self, kind: str) -> int:
         return sum(s.items for s in self.streams if s.kind == kind)
@@ -142,7 +143,7 @@ def build_plan(checked: list[CheckedExperiment], *, log_batch: int, metric_batch
             path=c.exp.path, create_body=create_body(c), params=None if skip_params else c.params,
             streams=tuple(streams), invalid_lines=c.invalid_lines,
             skipped_files=sum(1 for f in c.files if f.problem),
-            status=_recorded_status(c),
+            status=_recorded_status(c), writer_id=c.record.writer_id if c.record else None,
             file_problems=() if skip_files else tuple(
                 (f"{f.entry.path.rstrip('/')}/{f.entry.filename}", f.problem) for f in c.files if f.problem)))
     return Plan(experiments=tuple(plans), log_batch=log_batch, metric_batch=metric_batch)

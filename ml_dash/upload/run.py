@@ -89,6 +89,7 @@ def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
     if not cfg.remote or (cfg.api_key is None and not cfg.username):
         return None
     from ml_dash.errors import ApiError
+    from ml_dash.upload.resume import resume_for
 
     found: dict[str, str] = {}
     try:
@@ -100,10 +101,9 @@ def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
                 if not exp:
                     found[e.key] = "new"
                     continue
-                there = c.streams(str(exp["id"])) or {}
-                have = (min(there.get("logs", 0), e.count("logs"))
-                        + sum(min((there.get("metrics") or {}).get(s.name, 0), s.items)
-                              for s in e.streams if s.kind == "metric"))
+                there = c.streams(str(exp["id"]), e.writer_id) or {}
+                have = sum(resume_for(there, s.kind, s.name, s.items, e.writer_id).count(s.items)
+                           for s in e.streams if s.kind in ("logs", "metric"))
                 todo = e.count("logs") + e.count("metric")
                 files = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
                 have_files = sum(1 for s in e.streams if s.file and (s.file.path, s.file.filename,

@@ -42,7 +42,7 @@ def test_status_params_and_logs(api_any: Api) -> None:
     logs = [{"timestamp": "2026-01-01T00:00:00Z", "level": "INFO", "message": f"m{i}", "metadata": {"i": i}}
             for i in range(5)]
     assert api_any.alice.post(f"/experiments/{exp}/logs", json={"logs": logs}).json() == {
-        "created": 5, "startSequence": 0, "endSequence": 4, "experimentId": exp}
+        "created": 5, "startSequence": 0, "endSequence": 4, "experimentId": exp, "duplicates": 0}
     page = api_any.alice.get(f"/experiments/{exp}/logs?limit=2&offset=2&orderBy=sequenceNumber&order=asc").json()
     assert [x["message"] for x in page["logs"]] == ["m2", "m3"] and page["hasMore"] is True
     assert page["logs"][0]["level"] == "info"

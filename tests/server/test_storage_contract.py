@@ -29,8 +29,8 @@ def experiment(store: SqlMetadataStore, name: str = "e") -> int:
 def test_migrations_are_versioned_and_idempotent(store: SqlMetadataStore) -> None:
     from ml_dash.server.storage.migrations import MIGRATIONS
 
-    assert store.migrate() == len(MIGRATIONS) == 2
-    assert store.migrate() == 2
+    assert store.migrate() == len(MIGRATIONS) == 3
+    assert store.migrate() == 3
 
 
 def test_experiment_upsert_creates_project_and_updates_given_fields(store: SqlMetadataStore) -> None:
@@ -46,12 +46,12 @@ def test_experiment_upsert_creates_project_and_updates_given_fields(store: SqlMe
 
 def test_positioned_metric_appends_never_duplicate(store: SqlMetadataStore) -> None:
     exp = experiment(store)
-    metric, start, inserted = store.append_points(exp, "loss", [{"v": i} for i in range(10)], 0, "d", ["t"], None)
-    assert (start, inserted, metric["total"]) == (0, 10, 10)
-    metric, start, inserted = store.append_points(exp, "loss", [{"v": i} for i in range(5, 15)], 5, None, None, None)
-    assert (start, inserted, metric["total"]) == (5, 5, 15)  # 5..9 were there already
-    metric, start, inserted = store.append_points(exp, "loss", [{"v": 15}], None, None, None, None)
-    assert (start, inserted, metric["total"]) == (15, 1, 16)  # 0.5.8 style: no position, at the end
+    metric, done = store.append_points(exp, "loss", [{"v": i} for i in range(10)], 0, "d", ["t"], None)
+    assert (done.start, done.created, metric["total"]) == (0, 10, 10)
+    metric, done = store.append_points(exp, "loss", [{"v": i} for i in range(5, 15)], 5, None, None, None)
+    assert (done.start, done.created, done.duplicates, metric["total"]) == (10, 5, 5, 15)  # 5..9 were there
+    metric, done = store.append_points(exp, "loss", [{"v": 15}], None, None, None, None)
+    assert (done.start, done.created, metric["total"]) == (15, 1, 16)  # 0.5.8 style: no position, at the end
     rows = store.read_points(metric["id"], 0, 100)
     assert [r[0] for r in rows] == list(range(16)) and [r[1] for r in rows] == [{"v": i} for i in range(16)]
     assert [r[0] for r in store.read_points(metric["id"], 7, 5)] == [7, 8, 9, 10, 11]  # across chunks
@@ -82,17 +82,17 @@ def test_migration_2_moves_version_1_points_into_chunks(tmp_path: Path) -> None:
     store = open_metadata_store(f"sqlite:///{db}")
     assert store.migrate() == len(MIGRATIONS)
     assert [r[1] for r in store.read_points(4, 0, 10)] == [{"v": 0}, {"v": 1}, {"v": 2}]
-    metric, start, inserted = store.append_points(3, "m", [{"v": 3}], 3, None, None, None)
-    assert (metric["total"], inserted) == (4, 1)
+    metric, done = store.append_points(3, "m", [{"v": 3}], 3, None, None, None)
+    assert (metric["total"], done.created) == (4, 1)
     store.close()
 
 
 def test_positioned_log_appends_never_duplicate(store: SqlMetadataStore) -> None:
     exp = experiment(store)
     lines = [(i, "t", "info", f"m{i}", None) for i in range(3)]
-    assert store.append_logs(exp, lines) == (3, 0, 2)
-    assert store.append_logs(exp, lines + [(3, "t", "warn", "m3", {"k": 1})]) == (1, 0, 3)
-    assert store.append_logs(exp, [(None, "t", "info", "m4", None)]) == (1, 4, 4)
+    assert store.append_logs(exp, lines) == (3, 0, 0, 2, 3)
+    assert store.append_logs(exp, lines + [(3, "t", "warn", "m3", {"k": 1})]) == (1, 3, 0, 3, 4)
+    assert store.append_logs(exp, [(None, "t", "info", "m4", None)]) == (1, 0, 4, 4, 5)
     rows, total = store.query_logs(exp, 0, 100)
     assert total == 5 and [r["message"] for r in rows] == ["m0", "m1", "m2", "m3", "m4"]
     assert rows[3]["metadata"] == {"k": 1}
@@ -169,3 +169,63 @@ def test_unknown_store_urls_list_the_registered_schemes(tmp_path: Path) -> None:
         open_metadata_store("mysql://x")
     with pytest.raises(ConfigError, match="registered schemes: file, s3"):
         open_blob_store("gs://bucket", tmp_path)
+
+
+def test_concurrent_writers_neither_fail_nor_duplicate(store: SqlMetadataStore) -> None:
+    """Many clients creating the same namespace/project/experiment/metric and appending at once
+    (PostgreSQL does not serialise transactions the way SQLite's BEGIN IMMEDIATE does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(n: int) -> None:
+        ns = store.ensure_namespace("racers")
+        exp, _ = store.upsert_experiment(ns["id"], "race", {"name": "same"})
+        for i in range(5):
+            store.append_points(exp["id"], "loss", [{"w": n, "i": i}], None, None, None, None)
+            store.append_logs(exp["id"], [(None, "t", "info", f"{n}-{i}", None)])
+        store.merge_params(exp["id"], {f"p{n}": n})
+        store.add_file(exp["id"], {"path": "/", "filename": "same.bin", "content_type": "x", "size_bytes": 1,
+                                   "checksum": "c" * 64})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, range(8)))
+    ns = store.ensure_namespace("racers")
+    (exp,) = store.list_experiments(ns["id"])
+    metric = store.get_metric(exp["id"], "loss")
+    points = store.read_points(metric["id"], 0, 1000)
+    assert [p[0] for p in points] == list(range(40)) and int(metric["total"]) == 40
+    rows, total = store.query_logs(exp["id"], 0, 1000)
+    assert total == 40 and [r["seq"] for r in rows] == list(range(40))
+    assert store.get_params(exp["id"])["data"] == {f"p{n}": n for n in range(8)}
+    assert len(store.list_files(exp["id"])) == 1
+
+
+def test_a_position_taken_by_other_content_is_a_conflict_never_a_silent_drop(store: SqlMetadataStore) -> None:
+    exp = experiment(store)
+    store.append_logs(exp, [(0, "t", "info", "rank0 line", None)])
+    with pytest.raises(ServerError, match="line 0 is already stored with other content") as info:
+        store.append_logs(exp, [(0, "t", "info", "rank1 line", None)])
+    assert info.value.code == "conflict" and "writerId" in (info.value.hint or "")
+    store.append_points(exp, "loss", [{"v": 1.0}, {"v": float("nan")}], 0, None, None, None)
+    metric, done = store.append_points(exp, "loss", [{"v": 1.0}, {"v": float("nan")}], 0, None, None, None)
+    assert (done.created, done.duplicates, metric["total"]) == (0, 2, 2)  # a retry, NaN included
+    with pytest.raises(ServerError, match="point 1 is already stored with other values"):
+        store.append_points(exp, "loss", [{"v": 1.0}, {"v": 2.0}], 0, None, None, None)
+
+
+def test_writer_appends_are_applied_once_and_placed_by_the_server(store: SqlMetadataStore) -> None:
+    exp = experiment(store)
+    a = store.append_logs(exp, [(i, "t", "info", f"a{i}", None) for i in range(3)], writer="rank-0")
+    b = store.append_logs(exp, [(i, "t", "info", f"b{i}", None) for i in range(3)], writer="rank-1")
+    again = store.append_logs(exp, [(i, "t", "info", f"a{i}", None) for i in range(4)], writer="rank-0")
+    assert (a.start, a.end, b.start, b.end) == (0, 2, 3, 5)
+    assert (again.created, again.duplicates, again.start, again.total) == (1, 3, 6, 7)
+    rows, _ = store.query_logs(exp, 0, 100)
+    assert [r["message"] for r in rows] == ["a0", "a1", "a2", "b0", "b1", "b2", "a3"]
+    # Sequence numbers out of order and interleaved (ranks sharing one local tree) are still exact.
+    for seqs in ([0, 2, 4], [1, 3, 5], [4, 5, 6], [0, 6]):
+        store.append_points(exp, "m", [{"s": s} for s in seqs], None, None, None, None, writer="tree-x",
+                            writer_seqs=seqs)
+    metric = store.get_metric(exp, "m")
+    assert sorted(p[1]["s"] for p in store.read_points(metric["id"], 0, 100)) == list(range(7))
+    assert store.writer_marks(exp, "tree-x") == {"metric:m": [(0, 6)]}
+    assert store.marked_counts(exp) == {"logs": 7, "metric:m": 7}

@@ -1,10 +1,11 @@
 """HYBRID mode (``local_path`` and ``remote``): the local tree first, the server second.
 
 Every record is written locally (the source of truth, readable at once) and then
-queued for the server with the *same* position the local tree gave it. If the server
-is down, training goes on; the queue catches up when it is back, and whatever never
-made it (the process ended first) is sent by ``ml-dash upload`` later, exactly once,
-because upload and the SDK agree on every position.
+queued for the server as a record of the local tree (the tree's writer id, numbered by
+its position in the tree). If the server is down, training goes on; the queue catches
+up when it is back, and whatever never made it (the process ended first) is sent by
+``ml-dash upload`` later, exactly once, because upload and the SDK speak for the same
+writer with the same numbers. Processes sharing one tree share its numbering too.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class HybridBackend:
 
     def open(self, spec: ExperimentSpec) -> None:
         self.local.open(spec)
+        if self.remote is not None:
+            # The local tree's id and positions: whatever this sender does not deliver, `ml-dash
+            # upload` sends later as the same writer, so the server gets every record once.
+            self.remote.writer_id = self.local.writer_id()
         self._remote("open", spec)
 
     def flush(self) -> None:

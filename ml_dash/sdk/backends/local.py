@@ -71,6 +71,10 @@ class LocalBackend:
                 record = record.model_copy(update=updates)
             jsonio.atomic_write_json(path, record.to_json_dict(), what="experiment metadata")
 
+    def writer_id(self) -> str:
+        """This tree's writer id (see :attr:`ExperimentRecord.writer_id`)."""
+        return load_record(self._require().experiment_json, ExperimentRecord).writer_id
+
     def flush(self) -> None:
         if self._logs is not None:
             self._logs.flush()

@@ -1,9 +1,11 @@
 """REMOTE mode: records go to an ml-dash server through the same API client as ``ml-dash upload``.
 
 Writes are queued and sent in batches by a background thread (see ``sdk/sender.py``);
-reads flush the queue first, so a script reads back what it wrote. Positions (log
-sequence numbers, metric indices) are assigned here, continuing from what the server
-already has, so retries never duplicate.
+reads flush the queue first, so a script reads back what it wrote. Each process is its
+own *writer*: it numbers its records per stream and the server applies each number once
+and assigns the positions, so retries never duplicate and several processes (the ranks
+of a distributed job) can log to one experiment at once. The positions returned by
+appends are estimates (what the server had at open plus this writer's own records).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ def normalise_read(result: dict[str, Any]) -> dict[str, Any]:
 
 class RemoteBackend:
     def __init__(self, url: str, token: str, settings: SenderSettings, buffered: bool = True,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, writer_id: str | None = None) -> None:
         # Few attempts per send: the sender itself retries on the next flush, forever.
         self.client = ApiClient(url, token, retry=retry or RetryPolicy(attempts=3, backoff=0.2, max_backoff=2.0,
                                                                        timeout=30.0))
@@ -45,8 +48,12 @@ class RemoteBackend:
         self.buffered = buffered
         self.experiment_id: str | None = None
         self.sender: Sender | None = None
-        self._log_next = 0
-        self._metric_next: dict[str, int] = {}
+        # This process's identity to the server; hybrid mode passes its local tree's id instead.
+        self.writer_id = writer_id or f"run-{uuid.uuid4().hex}"
+        self._log_base = 0  # what the server had at open: the base of the estimated positions
+        self._metric_base: dict[str, int] = {}
+        self._log_seq = 0  # this writer's own numbers, per stream
+        self._metric_seq: dict[str, int] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def open(self, spec: ExperimentSpec) -> None:
@@ -58,9 +65,9 @@ class RemoteBackend:
         exp = self.client.create_experiment(spec.project, body)
         self.experiment_id = str(exp["id"])
         there = self.client.streams(self.experiment_id) or {}
-        self._log_next = int(there.get("logs", 0))
-        self._metric_next = {k: int(v) for k, v in (there.get("metrics") or {}).items()}
-        self.sender = Sender(self.client, self.experiment_id, self.settings)
+        self._log_base = int(there.get("logs", 0))
+        self._metric_base = {k: int(v) for k, v in (there.get("metrics") or {}).items()}
+        self.sender = Sender(self.client, self.experiment_id, self.settings, self.writer_id)
 
     def _sender(self) -> Sender:
         if self.sender is None:  # pragma: no cover - the facade checks first
@@ -86,23 +93,30 @@ class RemoteBackend:
         self.client.close()
 
     def report_unsent(self, sender: Sender, hint: str | None = None) -> None:
-        lost = sender.pending + (1 if sender.behind else 0)
-        if lost or sender.behind:
-            print(f"ml-dash: {sender.pending} record(s) could not be sent to {self.url}"
-                  + (f" (last error: {sender.last_error})" if sender.last_error else "")
-                  + (f"; {hint}" if hint else ""), file=sys.stderr)
+        """Say exactly what the server has not acknowledged, per stream (nothing when all was sent)."""
+        unsent = sender.unsent()
+        if not unsent:
+            return
+        detail = ", ".join(f"{stream}: {n}" for stream, n in unsent.items())
+        print(f"ml-dash: {sum(unsent.values())} record(s) did not reach {self.url} ({detail})"
+              + (f"; last error: {sender.last_error}" if sender.last_error else "")
+              + (f"; {hint}" if hint else ""), file=sys.stderr)
+        for failure in sender.failures:
+            print(f"ml-dash: refused by the server: {failure.describe()}", file=sys.stderr)
 
     # --- records ---------------------------------------------------------------------------------------
     def write_log(self, level: str, message: str, metadata: dict[str, Any] | None, timestamp: str,
                   position: int | None = None) -> int:
-        seq = self._log_next if position is None else position
-        self._log_next = max(self._log_next, seq + 1)
+        if position is None:
+            number, self._log_seq = self._log_seq, self._log_seq + 1
+        else:
+            number = position
         entry: dict[str, Any] = {"timestamp": timestamp, "level": level, "message": message}
         if metadata:
             entry["metadata"] = metadata
-        self._sender().log(seq, entry)
+        self._sender().log(number, entry)
         self._after_write()
-        return seq
+        return self._log_base + number if position is None else position
 
     def set_params(self, flat: dict[str, Any]) -> None:
         self._sender().params(flat)
@@ -120,12 +134,16 @@ class RemoteBackend:
                             tags: list[str] | None, metadata: dict[str, Any] | None,
                             start: int | None = None) -> dict[str, Any]:
         key = str(name)
-        first = self._metric_next.get(key, 0) if start is None else start
-        self._metric_next[key] = max(self._metric_next.get(key, 0), first + len(points))
+        if start is None:
+            first = self._metric_seq.get(key, 0)
+            self._metric_seq[key] = first + len(points)
+            index = self._metric_base.get(key, 0) + first
+        else:
+            first = index = start
         self._sender().points(key, first, points, self._extra(description, tags, metadata) or None)
         self._after_write()
-        return {"metricId": key, "startIndex": str(first), "endIndex": str(first + len(points) - 1),
-                "count": len(points), "bufferedDataPoints": str(self._metric_next[key]), "chunkSize": 10000}
+        return {"metricId": key, "startIndex": str(index), "endIndex": str(index + len(points) - 1),
+                "count": len(points), "bufferedDataPoints": str(index + len(points)), "chunkSize": 10000}
 
     def append_metric(self, name: str | None, data: dict[str, Any], description: str | None,
                       tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
-from ml_dash.api.models import ExperimentCreate, StatusUpdate, StreamsOut
+from ml_dash.api.models import WRITER_ID_PATTERN, ExperimentCreate, StatusUpdate, StreamsOut
 from ml_dash.server import render
 from ml_dash.server.routes.deps import principal, state
 from ml_dash.server.state import Principal, ServerState
@@ -34,8 +34,10 @@ def update_status(experiment_id: str, body: StatusUpdate, st: ServerState = Depe
 
 
 @router.get("/experiments/{experiment_id}/streams", response_model=StreamsOut)
-def streams(experiment_id: str, st: ServerState = Depends(state), who: Principal = Depends(principal)) -> StreamsOut:
-    """How far each stream got: the client resumes from here and sends nothing twice."""
+def streams(experiment_id: str, writer: str | None = Query(None, pattern=WRITER_ID_PATTERN),
+            st: ServerState = Depends(state), who: Principal = Depends(principal)) -> StreamsOut:
+    """How far each stream got (and, for ``writer``, which of its records each stream has):
+    the client resumes from here and sends nothing twice."""
     exp = st.experiment(who, experiment_id)
     params = st.store.get_params(exp["id"])
     return StreamsOut(
@@ -44,4 +46,6 @@ def streams(experiment_id: str, st: ServerState = Depends(state), who: Principal
         metrics={m["name"]: int(m["total"]) for m in st.store.list_metrics(exp["id"])},
         files=[{"id": str(f["id"]), "path": f["path"], "filename": f["filename"], "checksum": f["checksum"],
                 "sizeBytes": int(f["size_bytes"])} for f in st.store.list_files(exp["id"])],
+        marked=st.store.marked_counts(exp["id"]),
+        writer=st.store.writer_marks(exp["id"], writer) if writer else None,
     )

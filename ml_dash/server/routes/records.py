@@ -14,6 +14,7 @@ from ml_dash.server import render
 from ml_dash.server.fastjson import dumps, dumps_array, dumps_array_finite, dumps_each, loads_checked
 from ml_dash.server.routes.deps import principal, state
 from ml_dash.server.state import Principal, ServerState
+from ml_dash.server.storage.sql import Appended
 
 router = APIRouter()
 CHUNK_SIZE = 10000  # points per chunk of the 0.5.8 download protocol
@@ -29,9 +30,11 @@ def append_logs(experiment_id: str, body: LogsAppend, st: ServerState = Depends(
         level = e.level.lower()
         if level not in LOG_LEVELS:
             raise ServerError("invalid", f"logs.{i}.level: must be one of {', '.join(LOG_LEVELS)}")
-        entries.append((e.sequenceNumber, e.timestamp, level, e.message, e.metadata))
-    created, start, end = st.store.append_logs(exp["id"], entries)
-    return LogsAppendOut(created=created, startSequence=start, endSequence=end, experimentId=str(exp["id"]))
+        entries.append((e.writerSeq if body.writerId else e.sequenceNumber, e.timestamp, level, e.message,
+                        e.metadata))
+    done = st.store.append_logs(exp["id"], entries, writer=body.writerId)
+    return LogsAppendOut(created=done.created, startSequence=done.start, endSequence=done.end,
+                         experimentId=str(exp["id"]), duplicates=done.duplicates)
 
 
 @router.get("/experiments/{experiment_id}/logs")
@@ -69,17 +72,20 @@ def get_parameters(experiment_id: str, st: ServerState = Depends(state),
 
 # --- metrics ---------------------------------------------------------------------------------------
 def _append(st: ServerState, exp: dict[str, Any], name: str, points: list[Any], start: int | None,
-            body: MetricAppend | MetricAppendBatch, finite: bool = False) -> tuple[dict[str, Any], int, int]:
+            body: MetricAppend | MetricAppendBatch, finite: bool = False) -> tuple[dict[str, Any], Appended]:
+    writer = body.writerId if isinstance(body, MetricAppendBatch) else None
     return st.store.append_points(exp["id"], name, points, start, body.description, body.tags, body.metadata,
-                                  encode=dumps_array_finite if finite else dumps_array)
+                                  encode=dumps_array_finite if finite else dumps_array, writer=writer,
+                                  writer_seqs=body.writer_seqs() if writer else None)
 
 
 @router.post("/experiments/{experiment_id}/metrics/{name:path}/append")
 def append_point(experiment_id: str, name: str, body: MetricAppend, st: ServerState = Depends(state),
                  who: Principal = Depends(principal)) -> dict[str, Any]:
     exp = st.experiment(who, experiment_id)
-    metric, start, _ = _append(st, exp, name, [body.data], body.index, body)
-    return {"metricId": str(metric["id"]), "index": str(start), "bufferedDataPoints": str(metric["total"]),
+    metric, done = _append(st, exp, name, [body.data], body.index, body)
+    index = done.start if done.created else (body.index if body.index is not None else done.start)
+    return {"metricId": str(metric["id"]), "index": str(index), "bufferedDataPoints": str(metric["total"]),
             "chunkSize": CHUNK_SIZE}
 
 
@@ -99,11 +105,13 @@ async def append_batch(experiment_id: str, name: str, request: Request, st: Serv
         raise ServerError("invalid", f"body is not valid JSON: {exc}") from None
     body = _check_batch(doc)
     exp = await run_in_threadpool(st.experiment, who, experiment_id)
-    metric, start, inserted = await run_in_threadpool(_append, st, exp, name, body.dataPoints, body.startIndex, body,
-                                                      finite)
-    count = len(body.dataPoints)
+    metric, done = await run_in_threadpool(_append, st, exp, name, body.dataPoints, body.startIndex, body, finite)
+    # startIndex..endIndex: where the batch's points are (by position: as sent; by writer: the new ones).
+    start = body.startIndex if body.startIndex is not None and not body.writerId else done.start
+    count = len(body.dataPoints) if body.startIndex is not None and not body.writerId else done.created
     out = {"metricId": str(metric["id"]), "startIndex": str(start), "endIndex": str(start + count - 1),
-           "count": count, "inserted": inserted, "bufferedDataPoints": str(metric["total"]), "chunkSize": CHUNK_SIZE}
+           "count": len(body.dataPoints), "inserted": done.created, "duplicates": done.duplicates,
+           "bufferedDataPoints": str(metric["total"]), "chunkSize": CHUNK_SIZE}
     return Response(dumps(out), media_type="application/json")
 
 
@@ -120,7 +128,7 @@ def _check_batch(doc: Any) -> MetricAppendBatch:
     from pydantic import ValidationError
 
     try:
-        meta = MetricAppendBatch.model_validate({**rest, "dataPoints": [{}]})
+        meta = MetricAppendBatch.model_validate({**rest, "dataPoints": [{}] * len(points)})
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
         raise ServerError("invalid", f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None

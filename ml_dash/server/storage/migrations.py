@@ -1,8 +1,8 @@
 """Versioned schema migrations, written once for both SQL dialects.
 
-``{ID}`` is a 64-bit integer column type, ``{JSON}`` a text column holding JSON. A
-migration is never edited once released: add the next one instead. The applied
-version is kept in ``schema_version``.
+``{ID}`` is a 64-bit integer column type, ``{JSON}`` a text column holding JSON, ``{SERIAL}``
+an auto-numbered primary key. A migration is never edited once released: add the next
+one instead. The applied version is kept in ``schema_version``.
 """
 
 from __future__ import annotations
@@ -113,4 +113,26 @@ MIGRATIONS.append([
     "INSERT INTO metric_chunks (metric_id, start_idx, end_idx, data, created_at) "
     "SELECT metric_id, idx, idx, '[' || data || ']', created_at FROM metric_points",
     "DROP TABLE metric_points",
+])
+
+# --- version 3: many writers per stream, unique node ids, one live file per path ----------------------------
+# ``write_marks`` records which of a writer's own sequence numbers a stream has applied, as
+# coalesced ranges [lo, hi]: a retried or replayed batch is applied once, and two writers
+# never collide on a position (the server assigns positions). ``server_nodes`` hands every
+# server process a node number for its ids. Live file records become unique per path and
+# name (older duplicates, left by racing uploads, are soft-deleted, the newest kept).
+MIGRATIONS.append([
+    """CREATE TABLE write_marks (
+        experiment_id {ID} NOT NULL REFERENCES experiments(id),
+        stream TEXT NOT NULL,
+        writer TEXT NOT NULL,
+        lo {ID} NOT NULL,
+        hi {ID} NOT NULL,
+        PRIMARY KEY (experiment_id, stream, writer, lo))""",
+    """CREATE TABLE server_nodes (
+        id {SERIAL},
+        started_at TEXT NOT NULL)""",
+    "UPDATE files SET deleted_at = updated_at WHERE deleted_at IS NULL AND id NOT IN "
+    "(SELECT MAX(id) FROM files WHERE deleted_at IS NULL GROUP BY experiment_id, path, filename)",
+    "CREATE UNIQUE INDEX files_live ON files (experiment_id, path, filename) WHERE deleted_at IS NULL",
 ])
