@@ -20,6 +20,7 @@ GLOBAL_ENV = {
     "ML_DASH_METRIC_BATCH_SIZE": "SDK: metric points per request (remote mode)",
     "ML_DASH_BUFFER_ENABLED": "SDK: buffer records in a background thread",
     "ML_DASH_CLOSE_TIMEOUT": "SDK: seconds to keep sending queued records at the end of a run",
+    "ML_DASH_MAX_PENDING": "SDK: records queued for the server before logging waits for it",
     "ML_DASH_SKIP_COMPAT": "tests: skip the real-0.5.8 compatibility tests",
 }
 

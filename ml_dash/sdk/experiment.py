@@ -271,6 +271,7 @@ def _make_backend(choice: Any) -> Backend:
     remote = RemoteBackend(choice.remote, token, SenderSettings(flush_interval=s.flush_interval,
                                                                 log_batch=s.log_batch_size,
                                                                 metric_batch=s.metric_batch_size,
+                                                                max_pending=s.max_pending,
                                                                 close_timeout=close_timeout),
                            buffered=s.buffer_enabled)
     if choice.mode == "remote":

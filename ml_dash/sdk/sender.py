@@ -237,6 +237,19 @@ class Sender:
         with self._lock:
             return self._pending + (1 if self._params else 0)
 
+    def refused(self) -> list[StreamFailure]:
+        """The refusals, one per stream (counts summed, number ranges spanned, first message)."""
+        merged: dict[str, StreamFailure] = {}
+        for f in self.failures:
+            have = merged.get(f.stream)
+            if have is None:
+                merged[f.stream] = f
+                continue
+            numbers = [n for n in (have.first, have.last, f.first, f.last) if n is not None]
+            merged[f.stream] = StreamFailure(f.stream, min(numbers, default=None), max(numbers, default=None),
+                                             have.count + f.count, have.message, have.hint)
+        return list(merged.values())
+
     def unsent(self) -> dict[str, int]:
         """Per stream, exactly the records the server has not acknowledged (queued or refused)."""
         out: dict[str, int] = {}

@@ -69,7 +69,7 @@ class ExperimentResult:
 
     @property
     def all_errors(self) -> list[str]:
-        return self.errors + [f"{s.kind} {s.name}: {s.error}" if s.kind != "file" else f"file {s.name}: {s.error}"
+        return self.errors + [f"{'logs' if s.kind == 'logs' else f'{s.kind} {s.name}'}: {s.error}"
                               for s in self.streams if s.error]
 
 
@@ -143,7 +143,7 @@ class Engine:
             if e.status and result.ok:
                 self._call(self.client.set_status, exp_id, e.status)
         except MLDashError as exc:
-            result.errors.append(exc.message)
+            result.errors.append(_said(exc))
         result.seconds = time.perf_counter() - started
         if state is not None:
             state.finished(e.key, result.ok)
@@ -154,7 +154,7 @@ class Engine:
         try:
             return fn(e, s, *args)
         except MLDashError as exc:
-            return StreamResult(s.kind, s.name if s.kind != "file" else _file_label(s), error=exc.message)
+            return StreamResult(s.kind, s.name if s.kind != "file" else _file_label(s), error=_said(exc))
 
     def _params(self, e: ExperimentPlan, exp_id: str, there: dict[str, Any]) -> StreamResult:
         params = e.params or {}
@@ -257,6 +257,11 @@ class Engine:
             result.bytes = entry.sizeBytes
         self.progress.advance(e, entry.sizeBytes)
         return result
+
+
+def _said(exc: MLDashError) -> str:
+    """The error as the report shows it: the message, and the hint when there is one."""
+    return f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
 
 
 def _file_label(s: StreamPlan) -> str:

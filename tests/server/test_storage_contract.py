@@ -202,13 +202,13 @@ def test_concurrent_writers_neither_fail_nor_duplicate(store: SqlMetadataStore) 
 def test_a_position_taken_by_other_content_is_a_conflict_never_a_silent_drop(store: SqlMetadataStore) -> None:
     exp = experiment(store)
     store.append_logs(exp, [(0, "t", "info", "rank0 line", None)])
-    with pytest.raises(ServerError, match="line 0 is already stored with other content") as info:
+    with pytest.raises(ServerError, match="log line 0 is already stored with other content") as info:
         store.append_logs(exp, [(0, "t", "info", "rank1 line", None)])
     assert info.value.code == "conflict" and "writerId" in (info.value.hint or "")
     store.append_points(exp, "loss", [{"v": 1.0}, {"v": float("nan")}], 0, None, None, None)
     metric, done = store.append_points(exp, "loss", [{"v": 1.0}, {"v": float("nan")}], 0, None, None, None)
     assert (done.created, done.duplicates, metric["total"]) == (0, 2, 2)  # a retry, NaN included
-    with pytest.raises(ServerError, match="point 1 is already stored with other values"):
+    with pytest.raises(ServerError, match="point 1 of metric 'loss' is already stored with other values"):
         store.append_points(exp, "loss", [{"v": 1.0}, {"v": 2.0}], 0, None, None, None)
 
 

@@ -101,7 +101,7 @@ class RemoteBackend:
         print(f"ml-dash: {sum(unsent.values())} record(s) did not reach {self.url} ({detail})"
               + (f"; last error: {sender.last_error}" if sender.last_error else "")
               + (f"; {hint}" if hint else ""), file=sys.stderr)
-        for failure in sender.failures:
+        for failure in sender.refused():
             print(f"ml-dash: refused by the server: {failure.describe()}", file=sys.stderr)
 
     # --- records ---------------------------------------------------------------------------------------

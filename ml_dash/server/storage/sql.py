@@ -391,7 +391,7 @@ class SqlMetadataStore:
         for seq, ts, level, message, meta in entries:
             position = next_free if seq is None else int(seq)
             if position > next_free:
-                raise ServerError("conflict", f"logs: sequenceNumber {position} leaves a gap (the server has "
+                raise ServerError("conflict", f"log sequenceNumber {position} leaves a gap (the server has "
                                               f"{next_free} lines)", hint="resume from the server's count")
             if position < next_free:
                 overlap.append((position, ts, level, message, meta))
@@ -406,7 +406,7 @@ class SqlMetadataStore:
                 have = stored.get(position)
                 if have is None or (have["timestamp"], have["level"], have["message"], _loads(have["metadata"])) \
                         != (ts, level, message, meta):
-                    raise ServerError("conflict", f"logs: line {position} is already stored with other content",
+                    raise ServerError("conflict", f"log line {position} is already stored with other content",
                                       hint="another writer used the same sequenceNumber; send lines with a writerId "
                                            "(or without positions) so the server assigns them")
         return placed, [p[0] for p in placed] + [o[0] for o in overlap]
@@ -485,7 +485,7 @@ class SqlMetadataStore:
         stored = self._points(cur, int(metric["id"]), start, len(sent))
         for (index, have, _), point in zip(stored, sent, strict=False):
             if _canonical(have) != _canonical(point):
-                raise ServerError("conflict", f"metric {metric['name']!r}: point {index} is already stored with "
+                raise ServerError("conflict", f"point {index} of metric {metric['name']!r} is already stored with "
                                               "other values", hint="another writer used the same startIndex; send "
                                               "points with a writerId (or without positions) so the server assigns them")
 
