@@ -16,6 +16,7 @@ and ignored by 0.5.8:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -137,13 +138,14 @@ class MetricAppendBatch(_In):
                 raise ValueError("writerSeqs must hold one number >= 0 per data point")
         return self
 
-    def writer_seqs(self) -> list[int] | None:
+    def writer_seqs(self) -> Sequence[int] | None:
+        """The writer's number of each point (a ``range`` when they follow on: no list of n ints)."""
         if self.writerId is None:
             return None
         if self.writerSeqs is not None:
-            return list(self.writerSeqs)
+            return self.writerSeqs
         assert self.writerSeq is not None
-        return list(range(self.writerSeq, self.writerSeq + len(self.dataPoints)))
+        return range(self.writerSeq, self.writerSeq + len(self.dataPoints))
 
 
 class FileUpdate(_In):

@@ -124,15 +124,22 @@ def _check_batch(doc: Any) -> MetricAppendBatch:
     for i, p in enumerate(points):
         if not isinstance(p, dict):
             raise ServerError("invalid", f"dataPoints.{i}: must be an object")
-    rest = {k: v for k, v in doc.items() if k != "dataPoints"}
+    rest = {k: v for k, v in doc.items() if k not in ("dataPoints", "writerSeqs")}
+    # The model checks everything but the per-point lists, which are checked here in one pass each.
+    seqs = doc.get("writerSeqs")
+    if seqs is not None:
+        if not isinstance(seqs, list) or len(seqs) != len(points) or not all(
+                type(n) is int and n >= 0 for n in seqs):
+            raise ServerError("invalid", "writerSeqs: must hold one whole number >= 0 per data point")
+        rest["writerSeqs"] = [0]
     from pydantic import ValidationError
 
     try:
-        meta = MetricAppendBatch.model_validate({**rest, "dataPoints": [{}] * len(points)})
+        meta = MetricAppendBatch.model_validate({**rest, "dataPoints": [{}]})
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
         raise ServerError("invalid", f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    return meta.model_copy(update={"dataPoints": points})
+    return meta.model_copy(update={"dataPoints": points, "writerSeqs": seqs})
 
 
 def _metric(st: ServerState, who: Principal, experiment_id: str, name: str) -> dict[str, Any]:

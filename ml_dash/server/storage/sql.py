@@ -496,19 +496,25 @@ class SqlMetadataStore:
         The caller holds the stream's row lock. Marks are coalesced ranges, so one writer
         appending in order keeps a single row per stream, whatever its length.
         """
-        lo, hi = min(seqs), max(seqs)
+        if not isinstance(seqs, range) and list(seqs) == list(range(seqs[0], seqs[0] + len(seqs))):
+            seqs = range(seqs[0], seqs[0] + len(seqs))  # numbers that follow on (compared in C, not per record)
+        follow_on = isinstance(seqs, range)
+        lo, hi = (seqs.start, seqs.stop - 1) if isinstance(seqs, range) else (min(seqs), max(seqs))
         rows = cur.all("SELECT lo, hi FROM write_marks WHERE experiment_id = ? AND stream = ? AND writer = ? AND "
                        "lo <= ? AND hi >= ? ORDER BY lo", (experiment_id, stream, writer, hi + 1, lo - 1))
         ranges = [(int(r["lo"]), int(r["hi"])) for r in rows]
-        fresh: list[bool] = []
-        new: set[int] = set()
-        for seq in seqs:
-            is_new = seq not in new and not _in_ranges(ranges, seq)
-            fresh.append(is_new)
-            if is_new:
-                new.add(seq)
-        if new:
-            merged = _coalesce(ranges + _runs(sorted(new)))
+        if follow_on and all(b < lo or a > hi for a, b in ranges):  # the hot path: all new, no loop per record
+            fresh, runs = [True] * len(seqs), [(lo, hi)]
+        else:
+            fresh, new = [], set()
+            for seq in seqs:
+                is_new = seq not in new and not _in_ranges(ranges, seq)
+                fresh.append(is_new)
+                if is_new:
+                    new.add(seq)
+            runs = _runs(sorted(new))
+        if runs:
+            merged = _coalesce(ranges + runs)
             if rows:
                 cur.executemany("DELETE FROM write_marks WHERE experiment_id = ? AND stream = ? AND writer = ? AND "
                                 "lo = ?", [(experiment_id, stream, writer, r[0]) for r in ranges])
