@@ -21,6 +21,7 @@ GLOBAL_ENV = {
     "ML_DASH_BUFFER_ENABLED": "SDK: buffer records in a background thread",
     "ML_DASH_CLOSE_TIMEOUT": "SDK: seconds to keep sending queued records at the end of a run",
     "ML_DASH_MAX_PENDING": "SDK: records queued for the server before logging waits for it",
+    "ML_DASH_SPOOL_DIR": "SDK: where remote mode writes ahead (default ~/.ml-dash/spool)",
     "ML_DASH_SKIP_COMPAT": "tests: skip the real-0.5.8 compatibility tests",
 }
 

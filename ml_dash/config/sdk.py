@@ -92,6 +92,8 @@ class SDKSettings(BaseSettings):
     log_batch_size: int = Field(100, gt=0, description="Log lines per request (remote mode).")
     metric_batch_size: int = Field(1000, gt=0, description="Metric points per request (remote mode).")
     buffer_enabled: bool = Field(True, description="Send from a background thread (remote mode).")
+    spool_dir: Path | None = Field(None, description="Where remote mode writes ahead before sending (default: "
+                                                     "~/.ml-dash/spool); kept until the server acknowledged.")
     max_pending: int = Field(1_000_000, gt=0, description="Records queued for the server at most; past that, "
                                                           "logging waits for the server (never drops).")
     close_timeout: float | None = Field(None, ge=0, description="Seconds to keep trying to send queued records "

@@ -275,7 +275,10 @@ def _make_backend(choice: Any) -> Backend:
                                                                 close_timeout=close_timeout),
                            buffered=s.buffer_enabled)
     if choice.mode == "remote":
-        return remote
+        from ml_dash.config.commands import config_dir
+        from ml_dash.sdk.backends.spooled import SpooledRemoteBackend, new_spool_run
+
+        return SpooledRemoteBackend(new_spool_run(s.spool_dir or config_dir() / "spool"), remote)
     from ml_dash.sdk.backends.hybrid import HybridBackend
 
     return HybridBackend(LocalBackend(choice.local_path), remote)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,10 +25,25 @@ MAX_FILE_SIZE = 100 * 1024**3  # 100 GB, as 0.5.8
 
 @contextmanager
 def _scratch_file(file_name: str) -> Iterator[Path]:
-    if not file_name or "/" in file_name or file_name in (".", ".."):
+    if not isinstance(file_name, str) or not file_name or "/" in file_name or "\x00" in file_name \
+            or file_name in (".", ".."):
         raise InvalidInputError(f"file name {file_name!r} is not a plain file name", hint="e.g. 'model.pth'")
     with tempfile.TemporaryDirectory(prefix="ml-dash-") as tmp:
         yield Path(tmp) / file_name
+
+
+# What pickle (and torch.save, which pickles) raise for an object it cannot serialise.
+_PICKLE_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
+
+
+def _pickle_to(path: Path, content: Any) -> None:
+    try:
+        with open(path, "wb") as f:
+            pickle.dump(content, f)
+    except _PICKLE_ERRORS as exc:
+        raise InvalidInputError(f"cannot pickle {type(content).__name__}: {exc}",
+                                hint="pickle cannot store open files, locks, lambdas or local functions and "
+                                     "classes; save their state (a dict, an array) instead") from None
 
 
 class FileBuilder:
@@ -82,47 +98,108 @@ class FileBuilder:
             elif _is_torch_object(content):
                 import torch
 
-                torch.save(content, tmp)
-            else:
                 try:
-                    with open(tmp, "wb") as f:
-                        pickle.dump(content, f)
-                except (pickle.PicklingError, TypeError, AttributeError) as exc:
-                    raise InvalidInputError(f"cannot serialise {type(content).__name__}: {exc}",
-                                            hint="save a file path, bytes, or a picklable object") from None
+                    torch.save(content, tmp)
+                except _PICKLE_ERRORS as exc:
+                    raise InvalidInputError(f"torch.save cannot store {type(content).__name__}: {exc}",
+                                            hint="save model.state_dict() rather than the model object") from None
+            else:
+                _pickle_to(tmp, content)
             return self._store(tmp, None)
 
     def save_json(self, content: Any, file_name: str) -> dict[str, Any]:
+        """Store ``content`` as indented JSON (as 0.5.8: ``json.dump(content, f, indent=2)``)."""
+        self._experiment._writable("save files")
         with _scratch_file(file_name) as tmp:
             try:
-                tmp.write_text(json.dumps(content, indent=2))
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"content is not JSON-serialisable: {exc}") from None
+                text = json.dumps(content, indent=2)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise InvalidInputError(f"content is not JSON-serialisable: {exc}",
+                                        hint="convert it to dicts, lists, strings and numbers first, or use "
+                                             "save_pkl") from None
+            tmp.write_text(text)
             return self._store(tmp, None)
 
     def save_text(self, content: str, file_name: str) -> dict[str, Any]:
+        """Store a string as a UTF-8 text file."""
+        self._experiment._writable("save files")
+        if not isinstance(content, str):
+            hint = ("bytes are stored with save(data, name)" if isinstance(content, (bytes, bytearray))
+                    else "convert it with str(...), or use save_json / save_pkl")
+            raise InvalidInputError(f"save_text needs a str, got {type(content).__name__}", hint=hint)
         with _scratch_file(file_name) as tmp:
-            tmp.write_text(content)
+            tmp.write_text(content, encoding="utf-8")
             return self._store(tmp, None)
 
     def save_pkl(self, content: Any, file_name: str) -> dict[str, Any]:
+        """Store any picklable object."""
+        self._experiment._writable("save files")
         with _scratch_file(file_name) as tmp:
-            with open(tmp, "wb") as f:
-                pickle.dump(content, f)
+            _pickle_to(tmp, content)
             return self._store(tmp, None)
 
     def save_torch(self, model: Any, file_name: str) -> dict[str, Any]:
-        try:
-            import torch
-        except ImportError:
-            raise InvalidInputError("PyTorch is not installed", hint="pip install torch") from None
+        """Store a model or state dict with ``torch.save``."""
+        from ml_dash.sdk.media import require
+
+        self._experiment._writable("save files")
+        torch = require("torch", "save_torch", hint="pip install torch")
         with _scratch_file(file_name) as tmp:
-            torch.save(model, tmp)
+            try:
+                torch.save(model, tmp)
+            except _PICKLE_ERRORS as exc:
+                raise InvalidInputError(f"torch.save cannot store {type(model).__name__}: {exc}",
+                                        hint="save model.state_dict() rather than the model object") from None
             return self._store(tmp, None)
 
-    def save_fig(self, fig: Any, file_name: str, **savefig_kwargs: Any) -> dict[str, Any]:
+    def save_fig(self, fig: Any = None, file_name: str = "figure.png", **savefig_kwargs: Any) -> dict[str, Any]:
+        """Store a matplotlib figure (the current one when ``fig`` is None), then close it, as 0.5.8.
+
+        The extension picks the format (.png, .pdf, .svg, .jpg); ``savefig_kwargs`` go to
+        ``fig.savefig`` (``dpi=``, ``bbox_inches=``, ...).
+        """
+        self._experiment._writable("save files")
+        plt = None
+        if fig is None:
+            from ml_dash.sdk.media import require
+
+            plt = require("matplotlib.pyplot", "save_fig", hint="pip install matplotlib")
+            fig = plt.gcf()
+        if not callable(getattr(fig, "savefig", None)):
+            raise InvalidInputError(f"save_fig needs a matplotlib figure, got {type(fig).__name__}",
+                                    hint="fig, ax = plt.subplots(); ...; exp.files('plots').save_fig(fig, 'a.png')")
         with _scratch_file(file_name) as tmp:
-            fig.savefig(tmp, **savefig_kwargs)
+            try:
+                fig.savefig(tmp, **savefig_kwargs)
+            except (ValueError, TypeError) as exc:
+                raise InvalidInputError(f"cannot save the figure as {file_name!r}: {exc}",
+                                        hint="use an extension matplotlib knows (.png, .pdf, .svg, .jpg) and "
+                                             "savefig's own options") from None
+            _close_figure(fig, plt)
+            return self._store(tmp, None)
+
+    def save_video(self, frame_stack: Any, file_name: str, fps: float = 20, **imageio_kwargs: Any) -> dict[str, Any]:
+        """Encode frames as a video and store it (needs ``pip install 'ml-dash[media]'``).
+
+        ``frame_stack``: a list of frames or one stacked array, ``N×H×W`` (grayscale) or
+        ``N×H×W×3`` (RGB), floats in [0, 1] or uint8. The extension picks the format
+        (.mp4, .gif, .webm, .avi, ...); ``imageio_kwargs`` go to ``imageio.v3.imwrite``
+        (``codec=``, ``quality=``, ``loop=`` for a GIF, ...). As 0.5.8.
+        """
+        self._experiment._writable("save files")
+        try:
+            empty = len(frame_stack) == 0
+        except TypeError:
+            raise InvalidInputError(f"frame_stack must be a list of frames or an array, got "
+                                    f"{type(frame_stack).__name__}",
+                                    hint="e.g. [np.zeros((64, 64, 3), np.uint8) for _ in range(10)]") from None
+        if empty:
+            raise InvalidInputError("frame_stack is empty: a video needs at least one frame",
+                                    hint="collect the frames first, e.g. frames.append(env.render())")
+        from ml_dash.sdk.media import encode_video
+
+        with _scratch_file(file_name) as tmp:
+            encode_video(frame_stack, tmp, fps, **imageio_kwargs)
             return self._store(tmp, None)
 
     def _store(self, source: Path, file_name: str | None) -> dict[str, Any]:
@@ -161,6 +238,18 @@ class FileBuilder:
     def delete(self) -> dict[str, Any]:
         backend = self._experiment._writable("delete files")
         return backend.delete_file(self._need_id("delete"))
+
+
+def _close_figure(fig: Any, plt: Any) -> None:
+    """0.5.8 closed the figure after saving it (pyplot keeps every open figure alive)."""
+    # A figure made with pyplot means pyplot is loaded; never import it just to close something.
+    plt = plt or sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    try:
+        plt.close(fig)
+    except (TypeError, ValueError):  # pragma: no cover - not a pyplot figure
+        pass
 
 
 def _is_torch_object(obj: Any) -> bool:

@@ -45,9 +45,10 @@ RANK = textwrap.dedent("""
 """)
 
 
-def _env() -> dict[str, str]:
+def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "DREAMLAKE_"))}
-    env.update(ML_DASH_FLUSH_INTERVAL="0.05", ML_DASH_LOG_BATCH_SIZE="7", ML_DASH_METRIC_BATCH_SIZE="11")
+    env.update(ML_DASH_FLUSH_INTERVAL="0.05", ML_DASH_LOG_BATCH_SIZE="7", ML_DASH_METRIC_BATCH_SIZE="11",
+               ML_DASH_CONFIG_DIR=str(home))  # the remote-mode spool goes below it
     return env
 
 
@@ -57,7 +58,8 @@ def start_ranks(server: LiveServer, key: str, n: int, trees: list[Path | None]) 
     for rank in range(n):
         tree = trees[rank]
         args = [sys.executable, "-c", RANK, str(rank), str(STEPS), str(start_at), server.url, key]
-        procs.append(subprocess.Popen(args + ([str(tree)] if tree else []), env=_env(), stdout=subprocess.PIPE,
+        procs.append(subprocess.Popen(args + ([str(tree)] if tree else []), env=_env(server.data_dir / "home"),
+                                      stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     return procs
 

@@ -161,9 +161,9 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     pg = request.getfixturevalue("postgres_server") if kind == "postgres" else None
     s3 = request.getfixturevalue("s3_server") if kind == "postgres" else None
     db, blobs = _store_urls(kind, root, pg, s3)
+    key = _make_key(db, "racer-key", NAMESPACE)  # creates the schema: a fresh start at once is test 8's business
     with ExitStack() as stack:
         servers = start_servers(stack, [root / f"srv{i}" for i in range(processes)], db, blobs)
-        key = _make_key(db, "racer-key", NAMESPACE)
         c = Cluster(f"{kind}-{processes}", db, blobs, servers, key)
         stack.callback(c.close)
         yield c
@@ -427,7 +427,79 @@ def test_concurrent_uploads_of_one_path_leave_one_live_record(cluster: Cluster) 
                                               for i in range(n)}
 
 
+# --- everything at once on one experiment (a job's ranks) ---------------------------------------------------------
+def test_mixed_traffic_on_one_experiment_neither_deadlocks_nor_loses_writes(cluster: Cluster) -> None:
+    """Logs, metrics by writer, parameters, uploads, re-creates and status updates of one
+    experiment interleaved: every transaction locks the same experiment row or beside it."""
+    n, rounds = 8, 4
+    name = f"mixed-{uuid.uuid4().hex[:8]}"
+    exp = _ok(cluster.client(0).post("/projects/race/experiments", json={"name": name}), 201)["experiment"]["id"]
+
+    def rank(i: int) -> None:
+        c = cluster.client(i)
+        for j in range(rounds):
+            calls = [
+                ("POST", f"/experiments/{exp}/logs", {"json": {"logs": [{"message": f"{i}:{j}:{k}"} for k in range(2)]}}),
+                ("POST", f"/experiments/{exp}/metrics/m{i % 2}/append-batch",
+                 {"json": {"writerId": f"mix-{i}", "writerSeq": 3 * j, "dataPoints": [{"i": i, "s": 3 * j + k}
+                                                                                      for k in range(3)]}}),
+                ("POST", f"/experiments/{exp}/parameters", {"json": {"data": {f"p{i}_{j}": j}}}),
+                ("POST", "/projects/race/experiments", {"json": {"name": name, "tags": [f"rank{i}"]}}),
+                ("PATCH", f"/experiments/{exp}/status", {"json": {"status": "RUNNING"}}),
+                ("POST", f"/experiments/{exp}/files", {"data": {"prefix": "/ckpt"},
+                                                       "files": {"file": (f"f{i % 2}.bin", f"{i}:{j}".encode())}}),
+            ]
+            for method, path, kwargs in calls[j % 2:] + calls[:j % 2]:  # rotate, so different calls collide
+                r = cluster.call(c, method, path, **kwargs)
+                assert r.is_success, f"{method} {path}: {r.status_code} {r.text}"
+
+    together(n, rank)
+    cluster.assert_overlapped(3)
+    c = cluster.client(0)
+    logs = _all_logs(c, exp)
+    assert [x["sequenceNumber"] for x in logs] == list(range(n * rounds * 2))
+    assert Counter(x["message"] for x in logs) == Counter(f"{i}:{j}:{k}" for i in range(n) for j in range(rounds)
+                                                          for k in range(2))
+    for m in (0, 1):
+        points = _all_points(c, exp, f"m{m}")
+        assert [index for index, _ in points] == list(range(n // 2 * rounds * 3))
+        assert Counter((p["i"], p["s"]) for _, p in points) == Counter(
+            (i, s) for i in range(m, n, 2) for s in range(rounds * 3))
+    params = _ok(c.get(f"/experiments/{exp}/parameters"))
+    assert params["data"] == {f"p{i}_{j}": j for i in range(n) for j in range(rounds)}
+    assert params["version"] == n * rounds
+    files = _ok(c.get(f"/experiments/{exp}/files"))["files"]
+    assert sorted(f["filename"] for f in files) == ["f0.bin", "f1.bin"]
+
+
 # --- 8. starting on an empty database at once ------------------------------------------------------------------
+SQLITE_WAL_BUG = ("server bug: _SQLite.connect runs PRAGMA journal_mode=WAL, which SQLite answers with an immediate "
+                  "'database is locked' (no busy timeout) while another process holds a lock on the still "
+                  "rollback-journal file, e.g. while it switches a fresh file to WAL")
+
+
+@pytest.mark.xfail(strict=True, raises=ServerError, reason=SQLITE_WAL_BUG)
+def test_opening_a_fresh_sqlite_file_waits_for_another_process_lock_instead_of_failing(tmp_path: Path) -> None:
+    """Deterministic form of the start-up race: the other process's lock lasts 0.3 s, well
+    within the 30 s busy timeout, so opening must wait for it and succeed."""
+    import sqlite3
+
+    path = tmp_path / "fresh.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # what a process switching the fresh file to WAL holds for an instant
+    release = threading.Timer(0.3, holder.execute, ("COMMIT",))
+    release.start()
+    try:
+        store = open_metadata_store(f"sqlite:///{path}")
+        try:
+            assert store.migrate() == len(MIGRATIONS)
+        finally:
+            store.close()
+    finally:
+        release.join()
+        holder.close()
+
+
 def _boot_child(url: str, barrier: Any, results: Any, number: int) -> None:
     """A separate process: open the (empty) store when all are ready, then mint ids."""
     try:
@@ -442,7 +514,11 @@ def _boot_child(url: str, barrier: Any, results: Any, number: int) -> None:
         store.close()
         results.put((number, version, ids, None))
     except BaseException as exc:  # noqa: BLE001 - reported to the test
-        results.put((number, None, [], f"{type(exc).__name__}: {exc}"))
+        import traceback
+
+        where = "".join(traceback.format_exception(exc.__cause__ or exc))
+        at_wal = " [at PRAGMA journal_mode=WAL]" if "journal_mode=WAL" in where else ""
+        results.put((number, None, [], f"{type(exc).__name__}: {exc}{at_wal}"))
 
 
 def _boot_at_once(url: str, processes: int = 4) -> list[tuple[int, Any, list[int], str | None]]:
@@ -475,7 +551,10 @@ def test_processes_opening_an_empty_database_at_once_all_migrate_and_mint_distin
     pg = request.getfixturevalue("postgres_server") if kind == "postgres" else None
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if kind == "sqlite" else fresh_postgres_db(pg or "")
     out = _boot_at_once(url)
-    assert [err for *_, err in out] == [None] * len(out)
+    errors = [err for *_, err in out if err is not None]
+    if errors and all("database is locked" in e and "journal_mode=WAL" in e for e in errors):
+        pytest.xfail(f"{SQLITE_WAL_BUG} ({len(errors)} of 4 processes)")
+    assert errors == []
     assert {version for _, version, _, _ in out} == {len(MIGRATIONS)}
     ids = [i for _, _, minted, _ in out for i in minted]
     assert len(ids) == len(set(ids)) == 4 * 2050
@@ -495,7 +574,12 @@ def test_four_servers_started_at_once_on_an_empty_database_serve_with_distinct_i
     s3 = request.getfixturevalue("s3_server") if kind == "postgres" else None
     db, blobs = _store_urls(kind, tmp_path, pg, s3)
     with ExitStack() as stack:
-        servers = start_servers(stack, [tmp_path / f"srv{i}" for i in range(4)], db, blobs)
+        try:
+            servers = start_servers(stack, [tmp_path / f"srv{i}" for i in range(4)], db, blobs)
+        except RuntimeError as exc:
+            if kind == "sqlite" and "database is locked" in str(exc):
+                pytest.xfail(f"{SQLITE_WAL_BUG}: {exc}")
+            raise
         token = make_username_token("boot")
 
         def create(i: int) -> list[str]:
