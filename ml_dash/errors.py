@@ -13,6 +13,7 @@ traceback is only shown with ``ML_DASH_DEBUG=1``.
     ├── RecordError (ValueError)            a damaged on-disk record (file, line, key)
     ├── ConfigError (ValueError)            invalid configuration; exit code 2
     ├── StorageError (OSError)              the local tree cannot be read or written
+    │   └── ChecksumMismatchError           a file's bytes are not what its manifest says
     └── ApiError                            the server refused or could not be reached
 
 The builtin bases let code written against ml-dash 0.5.8 (which raised plain
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "ApiError",
+    "ChecksumMismatchError",
     "ConfigError",
     "ExperimentStateError",
     "InvalidInputError",
@@ -87,6 +89,16 @@ class ConfigError(MLDashError, ValueError):
 
 class StorageError(MLDashError, OSError):
     """The local experiment tree cannot be read or written."""
+
+
+class ChecksumMismatchError(StorageError):
+    """A file's bytes do not hash to the sha256 its manifest records (changed or damaged on disk)."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(f"{path}: sha256 is {actual}, the manifest says {expected}; not uploaded",
+                         hint="the file changed or was damaged after it was saved; restore it, or save it again "
+                              "with the SDK to record its new checksum")
+        self.path, self.expected, self.actual = path, expected, actual
 
 
 class ApiError(MLDashError):

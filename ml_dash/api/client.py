@@ -9,6 +9,8 @@ translated to :class:`ApiError` here and only here.
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import json
 import random
 import threading
 import time
@@ -22,7 +24,7 @@ import httpx
 
 from ml_dash import __version__
 from ml_dash.api.models import ExperimentCreate, LogsAppendOut, StatusUpdate, StreamsOut
-from ml_dash.errors import ApiError
+from ml_dash.errors import ApiError, ChecksumMismatchError
 
 __all__ = ["ApiClient", "RetryPolicy", "ServerUnreachable"]
 
@@ -88,7 +90,7 @@ class ApiClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self._sleep = sleep
+        self.sleep = sleep  # the back-off between attempts (tests pass a fake)
         self.requests = 0
         self._count_lock = threading.Lock()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
@@ -107,18 +109,24 @@ class ApiClient:
         self.close()
 
     # --- the one request loop ----------------------------------------------------------------------
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
-        """Send with retries; return a 2xx response (or one whose status is in ``ok``).
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), attempts: int | None = None,
+                **kwargs: Any) -> httpx.Response:
+        """Send with retries (``attempts``, default the policy's); return a 2xx response (or one
+        whose status is in ``ok``).
 
         ``kwargs["files"]`` may be a callable returning the files argument, so a retried
         upload re-opens its file instead of resending a consumed stream.
         """
         files_factory = kwargs.pop("files", None)
+        if "json" in kwargs:  # encoded here: NaN and ±Infinity go as the JSON tokens 0.5.8 writes
+            kwargs["content"] = json.dumps(kwargs.pop("json"), separators=(",", ":")).encode()
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/json"}
         last: ApiError | None = None
-        for attempt in range(self.retry.attempts):
+        attempts = self.retry.attempts if attempts is None else attempts
+        for attempt in range(attempts):
             if attempt:
                 assert last is not None
-                self._sleep(self.retry.delay(attempt - 1, getattr(last, "retry_after", None)))
+                self.sleep(self.retry.delay(attempt - 1, getattr(last, "retry_after", None)))
             opened = files_factory() if callable(files_factory) else files_factory
             try:
                 with self._count_lock:
@@ -142,7 +150,7 @@ class ApiClient:
             error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
             last = error
         assert last is not None
-        last.message = f"{last.message} (gave up after {self.retry.attempts} attempts)"
+        last.message = f"{last.message} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
         raise last
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -162,6 +170,12 @@ class ApiClient:
         payload = ExperimentCreate.model_validate(body).model_dump(exclude_none=True)
         data = self._json("POST", f"/projects/{_segment(project)}/experiments", json=payload)
         return dict(data.get("experiment") or data)
+
+    def preflight(self) -> None:
+        """One authenticated request that changes nothing, before the first write: raises
+        :class:`ServerUnreachable` (after the retry budget) or an ``ApiError`` with status 401 when
+        the key is refused. Only 0.5.8 routes: an unknown experiment answers 403/404 to a valid key."""
+        self.request("GET", "/experiments/0/parameters", ok=(400, 403, 404, 422))
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self._json("PATCH", f"/experiments/{experiment_id}/status", json=StatusUpdate(status=status).model_dump())
@@ -222,10 +236,13 @@ class ApiClient:
     # --- files -------------------------------------------------------------------------------------------
     def upload_file(self, experiment_id: str, source: Path, *, prefix: str, filename: str, checksum: str,
                     size: int, content_type: str, description: str | None = None, tags: list[str] | None = None,
-                    metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Multipart upload, streamed from disk (the fields first, the file last, as 0.5.8)."""
-        import json
+                    metadata: dict[str, Any] | None = None, attempts: int | None = None) -> dict[str, Any]:
+        """Multipart upload, streamed from disk (the fields first, the file last, as 0.5.8).
 
+        The bytes are hashed as they stream out; if they do not hash to ``checksum`` the request
+        is aborted before its last chunk, so no server keeps them, and
+        :class:`ChecksumMismatchError` is raised (one read of the file, never two).
+        """
         data = {"prefix": prefix, "checksum": checksum, "sizeBytes": str(size)}
         if description:
             data["description"] = description
@@ -233,8 +250,8 @@ class ApiClient:
             data["tags"] = ",".join(tags)
         if metadata:
             data["metadata"] = json.dumps(metadata)
-        return dict(self._json("POST", f"/experiments/{experiment_id}/files", data=data,
-                               files=lambda: {"file": (filename, open(source, "rb"), content_type)}))
+        return dict(self._json("POST", f"/experiments/{experiment_id}/files", data=data, attempts=attempts,
+                               files=lambda: {"file": (filename, _VerifyingReader(source, checksum), content_type)}))
 
     def list_files(self, experiment_id: str, prefix: str | None = None, tags: list[str] | None = None,
                    ) -> list[dict[str, Any]]:
@@ -262,6 +279,54 @@ class ApiClient:
         if body.get("errors"):
             raise ApiError(f"GraphQL: {body['errors'][0].get('message')}")
         return dict(body["data"])
+
+
+class _VerifyingReader:
+    """A file read in chunks for a multipart body, hashed on the way out. One chunk is held
+    back until the end of the file is seen: a mismatch raises before the server has it all."""
+
+    CHUNK = 1024 * 1024
+
+    def __init__(self, path: Path, expected: str) -> None:
+        self.path, self.expected = path, expected
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close(), after the request
+        self._reset()
+
+    def _reset(self) -> None:
+        self._hash = hashlib.sha256()
+        self._held: bytes | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def fileno(self) -> int:  # lets httpx send a Content-Length (from fstat)
+        return self._file.fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._file.seek(offset, whence)
+        if position == 0:
+            self._reset()
+        return position
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        if self._held is None:
+            self._held = self._file.read(self.CHUNK)
+            self._hash.update(self._held)
+        chunk = self._file.read(self.CHUNK)
+        self._hash.update(chunk)
+        out, self._held = self._held, chunk
+        if not chunk:  # the end of the file: the bytes held back go only if the hash is right
+            actual = self._hash.hexdigest()
+            if actual != self.expected:
+                raise ChecksumMismatchError(str(self.path), self.expected, actual)
+        return out
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _close_files(opened: Any) -> None:

@@ -208,16 +208,6 @@ class ExperimentUploader:
         self.verbose = verbose
         self.progress = progress
         self.max_concurrent_metrics = max_concurrent_metrics
-        self._own_api: Any = None
-
-    def _api(self) -> Any:
-        if isinstance(self.remote, RemoteClient):
-            return self.remote._api
-        if self._own_api is None:
-            from ml_dash.api.client import ApiClient
-
-            self._own_api = ApiClient(self.remote.base_url, self.remote.api_key)
-        return self._own_api
 
     @property
     def _skip(self) -> frozenset[str]:
@@ -245,9 +235,19 @@ class ExperimentUploader:
             log_batch = metric_batch = int(self.batch_size)
         plan = build_plan([checked], log_batch=log_batch, metric_batch=metric_batch, skip_params=self.skip_params,
                           skip_logs=self.skip_logs, skip_metrics=self.skip_metrics, skip_files=self.skip_files)
-        engine = Engine(self._api(), workers=max(1, int(self.max_concurrent_metrics)),
-                        progress=_TaskProgress(self.progress, task_id))
-        done = engine.run(plan).experiments[0]
+        if isinstance(self.remote, RemoteClient):
+            api, own = self.remote._api, False
+        else:  # any object with base_url and api_key, as 0.5.8 accepted
+            from ml_dash.api.client import ApiClient
+
+            api, own = ApiClient(self.remote.base_url, self.remote.api_key), True
+        try:
+            engine = Engine(api, workers=max(1, int(self.max_concurrent_metrics)),
+                            progress=_TaskProgress(self.progress, task_id))
+            done = engine.run(plan).experiments[0]
+        finally:
+            if own:
+                api.close()
         result.success = done.ok
         result.errors = done.all_errors
         result.bytes_uploaded = done.bytes
@@ -388,7 +388,12 @@ def _overrides(args: argparse.Namespace) -> Iterable[Override]:
         value = getattr(args, attr, None)
         if value is None or value is False or (attr in _OUR_DEFAULTS and str(value) == _OUR_DEFAULTS[attr]):
             continue
-        text = f"{key}=true" if value is True else f"{key}={quote(str(value))}"
+        if value is True:
+            text = f"{key}=true"
+        elif isinstance(value, int):
+            text = f"{key}={value}"
+        else:
+            text = f"{key}={quote(str(value))}"
         yield Override(text, key, f"args.{attr}")
 
 

@@ -59,6 +59,10 @@ def _last_json_line(fd: int, size: int) -> dict[str, Any] | None:
 class _Appender:
     """Shared machinery: the open descriptor, the locks, the tail check, the flush clock."""
 
+    # Set when this process is the file's only writer (remote mode's private spool): appends then
+    # skip the flock and the size check; each line is still one write(), so a kill -9 keeps it.
+    exclusive = False
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._thread_lock = threading.Lock()
@@ -99,9 +103,11 @@ class _Appender:
         with self._thread_lock:
             self._ensure_open()
             fd = self._fd
-            lock_fd(fd)
+            shared = not (self.exclusive and self._known_size >= 0)
+            if shared:
+                lock_fd(fd)
             try:
-                size = os.fstat(fd).st_size
+                size = os.fstat(fd).st_size if shared else self._known_size
                 if size != self._known_size:
                     self._catch_up(size)
                 text, result = build()
@@ -119,7 +125,8 @@ class _Appender:
                     self._flush_side_files()
                 return result
             finally:
-                unlock_fd(fd)
+                if shared:
+                    unlock_fd(fd)
 
     def _catch_up(self, size: int) -> None:
         self._needs_newline = size > 0 and os.pread(self._read_fd, 1, size - 1) != b"\n"

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ml_dash.api.client import ApiClient
+from ml_dash.api.client import RETRY_STATUSES, ApiClient, ServerUnreachable
 from ml_dash.errors import ApiError, MLDashError
 from ml_dash.records.logs import LogLine
 from ml_dash.records.metrics import MetricPoint
@@ -96,10 +96,26 @@ class Engine:
         self.workers = workers
         self.progress = progress or _NoProgress()
         self._slots = threading.BoundedSemaphore(workers)  # requests in flight, all experiments together
+        # Set when the server became unreachable past the retry budget or refused the key: nothing
+        # more is attempted (the problem is not any experiment's), and the run says so once.
+        self.stopped: ApiError | None = None
 
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Callable[..., Any], *args: Any, final: bool = True, **kwargs: Any) -> Any:
+        """One request through the shared slots. ``final``: the client's whole retry budget was
+        spent on it, so an unreachable server (or a refused key) stops the run."""
+        if self.stopped is not None:
+            raise ApiError(f"not sent: the upload stopped ({self.stopped.message})", status=self.stopped.status)
         with self._slots:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except ApiError as exc:
+                if final or exc.status == 401:
+                    self._stop(exc)
+                raise
+
+    def _stop(self, exc: ApiError) -> None:
+        if (isinstance(exc, ServerUnreachable) or exc.status == 401) and self.stopped is None:
+            self.stopped = exc
 
     def run(self, plan: Plan, state: UploadState | None = None, skip: frozenset[str] = frozenset()) -> RunResult:
         start = time.perf_counter()
@@ -128,6 +144,11 @@ class Engine:
             there = self._call(self.client.streams, exp_id, e.writer_id) or {}
             for label, problem in e.file_problems:  # found by validation: a failure, never silently dropped
                 result.streams.append(StreamResult("file", label, error=problem))
+            # The files the server has: from /streams, or from the 0.5.8 file list on servers without it.
+            files = there.get("files") if there else None
+            if files is None and any(s.kind == "file" for s in e.streams):
+                files = self._call(self.client.list_files, exp_id)
+            live = {(f["path"], f["filename"], f["checksum"]) for f in files or []}
             if e.params:
                 result.streams.append(self._params(e, exp_id, there))
             futures: list[Future[StreamResult]] = []
@@ -137,12 +158,11 @@ class Engine:
                     send = self._logs if s.kind == "logs" else self._metric
                     futures.append(pool.submit(self._guard, e, s, send, exp_id, resume))
                 elif s.kind == "file":
-                    live = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
                     futures.append(pool.submit(self._guard, e, s, self._file, exp_id, live))
             result.streams.extend(f.result() for f in futures)
             if e.status and result.ok:
                 self._call(self.client.set_status, exp_id, e.status)
-        except MLDashError as exc:
+        except Exception as exc:  # noqa: BLE001 - one experiment's failure never stops the others
             result.errors.append(_said(exc))
         result.seconds = time.perf_counter() - started
         if state is not None:
@@ -153,7 +173,7 @@ class Engine:
     def _guard(self, e: ExperimentPlan, s: StreamPlan, fn: Callable[..., StreamResult], *args: Any) -> StreamResult:
         try:
             return fn(e, s, *args)
-        except MLDashError as exc:
+        except Exception as exc:  # noqa: BLE001 - one stream's failure is that stream's, reported
             return StreamResult(s.kind, s.name if s.kind != "file" else _file_label(s), error=_said(exc))
 
     def _params(self, e: ExperimentPlan, exp_id: str, there: dict[str, Any]) -> StreamResult:
@@ -166,6 +186,40 @@ class Engine:
         self._call(self.client.merge_params, exp_id, params)
         result.sent = len(params)
         return result
+
+    # --- files ---------------------------------------------------------------------------------------
+    def _upload_once(self, exp_id: str, source: Any, entry: Any) -> bool:
+        """Upload one file, one attempt at a time; after a failed attempt, look first whether the
+        server has the file after all (committed, then the answer was lost): no server, ours or
+        0.5.8's, ever gets a second copy. True when sent now, False when it was there already."""
+        policy = self.client.retry
+        last: ApiError | None = None
+        for attempt in range(policy.attempts):
+            if last is not None:
+                self.client.sleep(policy.delay(attempt - 1, getattr(last, "retry_after", None)))
+                if self._has_file(exp_id, entry):
+                    return False
+            try:
+                self._call(self.client.upload_file, exp_id, source, prefix=entry.path, filename=entry.filename,
+                           checksum=entry.checksum, size=entry.sizeBytes, content_type=entry.contentType,
+                           description=entry.description, tags=entry.tags, metadata=entry.metadata, attempts=1,
+                           final=False)
+                return True
+            except ApiError as exc:
+                if not _retryable(exc):
+                    raise
+                last = exc
+        assert last is not None
+        self._stop(last)
+        raise last
+
+    def _has_file(self, exp_id: str, entry: Any) -> bool:
+        try:
+            files = self._call(self.client.list_files, exp_id)
+        except ApiError:
+            return False
+        return any((f["path"], f["filename"], f["checksum"]) == (entry.path, entry.filename, entry.checksum)
+                   for f in files)
 
     # --- streams ---------------------------------------------------------------------------------------
     def _batches(self, items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -247,20 +301,24 @@ class Engine:
         result = StreamResult("file", _file_label(s))
         if (entry.path, entry.filename, entry.checksum) in live:
             result.already = 1
-        else:
-            # A file that changed on disk since it was saved is refused by the server (checksum_mismatch)
-            # and reported as this file's failure.
-            self._call(self.client.upload_file, exp_id, s.source, prefix=entry.path, filename=entry.filename,
-                       checksum=entry.checksum, size=entry.sizeBytes, content_type=entry.contentType,
-                       description=entry.description, tags=entry.tags, metadata=entry.metadata)
+        elif self._upload_once(exp_id, s.source, entry):
             result.sent = 1
             result.bytes = entry.sizeBytes
+        else:
+            result.already = 1
         self.progress.advance(e, entry.sizeBytes)
         return result
 
 
-def _said(exc: MLDashError) -> str:
-    """The error as the report shows it: the message, and the hint when there is one."""
+def _retryable(exc: ApiError) -> bool:
+    return isinstance(exc, ServerUnreachable) or exc.status in RETRY_STATUSES
+
+
+def _said(exc: Exception) -> str:
+    """The error as the report shows it: the message, and the hint when there is one (errors
+    that are not ours, e.g. an OSError reading a file, are named by their type)."""
+    if not isinstance(exc, MLDashError):
+        return f"{type(exc).__name__}: {exc}"
     return f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ml_dash.api.connect import client_for, require_server, token_for
 from ml_dash.config.models import UploadConfig
-from ml_dash.errors import ConfigError
+from ml_dash.errors import ApiError, ConfigError
 from ml_dash.upload.discover import DiscoveredExperiment, discover
 from ml_dash.upload.plan import Plan, build_plan, human_bytes
 from ml_dash.upload.state import UploadState, load_state
-from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator
+from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator, mark_clashes
 
 __all__ = ["upload"]
 
@@ -142,6 +142,7 @@ def upload(cfg: UploadConfig) -> int:
     # sending anything) or a dry run reads each file an extra time to check it up front.
     validator = ExperimentValidator(strict=cfg.strict, skip=skipped, verify_checksums=cfg.strict or cfg.dry_run)
     checked = [validator.validate_experiment(e) for e in experiments]
+    mark_clashes(checked)
     invalid = _print_validation(checked, cfg)
     valid = [c for c in checked if c.is_valid]
     if invalid:
@@ -191,15 +192,26 @@ def _execute(cfg: UploadConfig, plan: Plan, token: str, state: UploadState | Non
 
     print(f"\nUploading to: {cfg.remote}")
     client = client_for(cfg, token, connections=cfg.workers)
+    assert state is not None
     try:
+        try:
+            client.preflight()  # a dead server or a refused key: one message, before any write
+        except ApiError as exc:
+            _stopped(cfg, exc)
+            state.save()
+            print(f"\nState saved to {cfg.state_file}. Use --resume to retry failed uploads.")
+            _report(cfg, None, 1, checked)
+            return 1
         with choose_progress(cfg.progress, plan) as progress:
-            run = Engine(client, workers=cfg.workers, progress=progress).run(plan, state)  # type: ignore[arg-type]
+            engine = Engine(client, workers=cfg.workers, progress=progress)
+            run = engine.run(plan, state)  # type: ignore[arg-type]
     finally:
         client.close()
     print_results(run, cfg.verbose)
     print_summary(run)
+    if engine.stopped is not None:
+        _stopped(cfg, engine.stopped)
     exit_code = 0 if run.ok and not invalid else 1
-    assert state is not None
     if run.ok and not invalid:
         if cfg.state_file.exists():
             state.remove()
@@ -211,6 +223,18 @@ def _execute(cfg: UploadConfig, plan: Plan, token: str, state: UploadState | Non
         print(f"\nState saved to {cfg.state_file}. Use --resume to retry failed uploads.")
     _report(cfg, run, exit_code, checked)
     return exit_code
+
+
+def _stopped(cfg: UploadConfig, exc: ApiError) -> None:
+    """The one message of a run stopped because of the server or the key, not an experiment."""
+    if exc.status == 401:
+        print(f"Error: {cfg.remote} refused the credentials: {exc.message}", file=sys.stderr)
+        print("Hint: create an API key on the server with `ml-dash serve token create NAME --namespace NS` and "
+              "pass it with --api-key or ML_DASH_API_KEY", file=sys.stderr)
+    else:
+        print(f"Error: {cfg.remote} cannot be reached: {exc.message}", file=sys.stderr)
+        print(f"Hint: is the server running? check with `curl {cfg.remote}/health`; then run the same command "
+              "with --resume", file=sys.stderr)
 
 
 def _report(cfg: UploadConfig, run: object, exit_code: int, checked: list[CheckedExperiment]) -> None:

@@ -256,3 +256,25 @@ def _relpath(entry: FileEntry) -> Path:
     from ml_dash.records.layout import blob_relpath
 
     return Path(blob_relpath(entry.path, entry.id, entry.filename))
+
+
+def mark_clashes(checked: list[CheckedExperiment]) -> int:
+    """Experiments in different folders that one server experiment would hold (the server keys
+    experiments by project and name, as 0.5.8's does) are a clash: each gets an error naming
+    the other paths, and none is sent. Returns how many clash. Spool runs of one experiment
+    (the same folder) are writers of it, not a clash."""
+    by_server: dict[tuple[str, str], list[CheckedExperiment]] = {}
+    for c in checked:
+        by_server.setdefault((c.exp.project, c.exp.experiment), []).append(c)
+    clashing = 0
+    for (project, name), group in by_server.items():
+        if len({c.exp.folder or "" for c in group}) < 2:
+            continue
+        for c in group:
+            others = ", ".join(str(o.exp.path) for o in group if o is not c)
+            c.errors.append(f"clashes with {others}: both would be experiment {project}/{name} on the server, "
+                            "which keys experiments by project and name")
+            c.details.append("hint: give one of them another name (rename its directory and the name in its "
+                             "experiment.json), or upload one of them at a time into another project")
+            clashing += 1
+    return clashing

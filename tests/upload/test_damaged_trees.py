@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -80,9 +81,11 @@ def test_missing_and_corrupt_blobs_are_reported_and_fail_the_run(tree: Path, tar
     assert r.returncode == 1  # 0.5.8 exited 0 and never said a word
     assert (f"      file /models/checkpoints/weights.bin: missing on disk (files/models/checkpoints/{weights['id']}/"
             "weights.bin) (will skip)") in r.stdout
-    # The corrupt one is sent, refused by the server's checksum check, and reported (a lenient run does not
-    # read every file twice to find out first; --strict and --dry-run do).
-    assert "      file /notes/notes.txt: checksum does not match the uploaded content" in r.stdout
+    # The corrupt one is hashed as it streams out and the request aborted before its end: no server (even one
+    # that does not check) keeps it; named with both checksums (a lenient run reads each file once).
+    actual = hashlib.sha256(b"Training notes\nline 2: lr warmup 999 steps\n").hexdigest()
+    assert (f"      file /notes/notes.txt: {tree / BASE / 'files/notes' / notes['id'] / 'notes.txt'}: sha256 is "
+            f"{actual}, the manifest says {notes['checksum']}; not uploaded") in r.stdout
     dry = upload(target, tree, tmp_path, "--dry-run")
     assert ("      file /notes/notes.txt: sha256 on disk does not match the manifest (the file changed or is corrupt) "
             "(will skip)") in dry.stdout

@@ -106,14 +106,17 @@ def test_nothing_found_messages(tree: Path, target: Target, tmp_path: Path) -> N
     assert r.stdout.splitlines()[-1] == "No experiments found in local storage"
 
 
-def test_unreachable_server_fails_each_experiment_and_saves_state(tree: Path, tmp_path: Path) -> None:
+def test_unreachable_server_stops_before_any_experiment_and_saves_state(tree: Path, tmp_path: Path) -> None:
     r = run_cli("upload", str(tree), "--remote", "http://127.0.0.1:9", "--api-key", "k", "retry.attempts=2",
                 "retry.backoff=0.01", cwd=tmp_path)
     assert r.returncode == 1
-    assert r.stdout.count("  ✗ Failed") == 3 and "cannot reach http://127.0.0.1:9" in r.stdout
+    assert "  ✗ Failed" not in r.stdout  # the problem is the server's, not any experiment's: said once
+    assert r.stderr.count("Error: http://127.0.0.1:9 cannot be reached: GET /experiments/0/parameters: cannot "
+                          "reach http://127.0.0.1:9") == 1, r.stderr
+    assert "Hint: is the server running? check with `curl http://127.0.0.1:9/health`" in r.stderr
     assert "State saved to .ml-dash-upload-state.json. Use --resume to retry failed uploads." in r.stdout
     state = json.loads((tmp_path / ".ml-dash-upload-state.json").read_text())
-    assert sorted(state["failed_experiments"]) == ["nlp/bert-finetune", "vision/resnet-baseline", "vision/resnet-lr-sweep"]
+    assert state["failed_experiments"] == [] and state["completed_experiments"] == []
     assert state["local_path"] == str(tree) and set(state) == {
         "local_path", "remote_url", "completed_experiments", "failed_experiments", "in_progress_experiment",
         "timestamp"}

@@ -35,8 +35,9 @@ __all__ = ["LocalBackend"]
 class LocalBackend:
     """Writes one experiment below ``root``."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], exclusive: bool = False) -> None:
         self.root = Path(root).expanduser()
+        self.exclusive = exclusive  # no other process writes this tree (remote mode's spool)
         self.paths: ExperimentPaths | None = None
         self._spec: ExperimentSpec | None = None
         self._logs: LogAppender | None = None
@@ -99,6 +100,7 @@ class LocalBackend:
     def write_log(self, level: str, message: str, metadata: dict[str, Any] | None, timestamp: str) -> int:
         if self._logs is None:
             self._logs = LogAppender(self._require())
+            self._logs.exclusive = self.exclusive
         return self._logs.append(level, message, metadata, timestamp)
 
     # --- parameters ------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class LocalBackend:
         appender = self._metrics.get(name)
         if appender is None:
             appender = self._metrics[name] = MetricAppender(self._require(), name)
+            appender.exclusive = self.exclusive
         return appender
 
     def append_metric(self, name: str | None, data: dict[str, Any], description: str | None,

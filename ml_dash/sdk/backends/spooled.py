@@ -40,7 +40,7 @@ def new_spool_run(spool_dir: Path) -> Path:
 
 class SpooledRemoteBackend(HybridBackend):
     def __init__(self, spool_run: Path, remote: RemoteBackend) -> None:
-        super().__init__(LocalBackend(spool_run), remote)
+        super().__init__(LocalBackend(spool_run, exclusive=True), remote)
         self.spool_run = spool_run
         self._server_url = remote.url
 
