@@ -189,6 +189,20 @@ class ApiClient:
             return None
         return StreamsOut.model_validate(response.json()).model_dump()
 
+    def progress_058(self, experiment_id: str, metrics: list[str]) -> dict[str, Any]:
+        """What ``streams`` tells, asked through the 0.5.8 routes only (for servers without it):
+        parameters, the log total, each metric's point count, the live files. Counts a server
+        does not report are 0: the records then go by position, and the server skips what it has."""
+        params = self._json("GET", f"/experiments/{experiment_id}/parameters")
+        logs = self._json("GET", f"/experiments/{experiment_id}/logs", params={"limit": 1, "offset": 0})
+        counts: dict[str, int] = {}
+        for name in metrics:
+            response = self.request("GET", f"/experiments/{experiment_id}/metrics/{_segment(name)}/stats", ok=(404,))
+            stats = response.json() if response.status_code == 200 else {}
+            counts[name] = int(stats.get("totalDataPoints") or 0)
+        return {"parameters": params.get("data") or {}, "logs": int(logs.get("total") or 0), "metrics": counts,
+                "files": self.list_files(experiment_id), "writers": False}
+
     def merge_params(self, experiment_id: str, data: dict[str, Any]) -> dict[str, Any]:
         return dict(self._json("POST", f"/experiments/{experiment_id}/parameters", json={"data": data}))
 

@@ -141,14 +141,13 @@ class Engine:
         try:
             exp = self._call(self.client.create_experiment, e.project, e.create_body)
             result.experiment_id = exp_id = str(exp["id"])
-            there = self._call(self.client.streams, exp_id, e.writer_id) or {}
+            there = self._call(self.client.streams, exp_id, e.writer_id)
+            if there is None:  # a server with only the 0.5.8 routes: ask those
+                there = self._call(self.client.progress_058, exp_id,
+                                   [s.name for s in e.streams if s.kind == "metric"])
             for label, problem in e.file_problems:  # found by validation: a failure, never silently dropped
                 result.streams.append(StreamResult("file", label, error=problem))
-            # The files the server has: from /streams, or from the 0.5.8 file list on servers without it.
-            files = there.get("files") if there else None
-            if files is None and any(s.kind == "file" for s in e.streams):
-                files = self._call(self.client.list_files, exp_id)
-            live = {(f["path"], f["filename"], f["checksum"]) for f in files or []}
+            live = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
             if e.params:
                 result.streams.append(self._params(e, exp_id, there))
             futures: list[Future[StreamResult]] = []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ML_DASH = str(Path(sys.executable).parent / "ml-dash")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -46,13 +47,17 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+def live_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] | None = None,
+                plain: bool = False) -> Iterator[LiveServer]:
+    """``plain``: a server with only the 0.5.8 routes (``tests/helpers/plain_server.py``)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
     full_env.update({"ML_DASH_CONFIG_DIR": str(data_dir / "home"), **(env or {})})
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "server.log", "w") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([ML_DASH, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
-                                 str(data_dir), *extra], env=full_env, stdout=subprocess.PIPE, stderr=log, text=True)
+        command = [sys.executable, "-m", "tests.helpers.plain_server"] if plain else [ML_DASH, "serve"]
+        proc = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+                                 str(data_dir), *extra], env=full_env, stdout=subprocess.PIPE, stderr=log, text=True,
+                                cwd=REPO if plain else None)
     deadline = time.monotonic() + 60
     url = None
     assert proc.stdout is not None

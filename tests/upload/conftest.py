@@ -48,6 +48,20 @@ class Target:
                         "metrics": metrics, "files": files}
         return out
 
+    def file_copies(self) -> dict[tuple[str, str, str], int]:
+        """Every file record the server ever made, live or replaced, per (experiment, path, name):
+        a file uploaded twice shows as 2 even where the server kept only the newest live."""
+        import sqlite3
+        from collections import Counter
+
+        conn = sqlite3.connect(self.server.data_dir / "ml-dash.db")
+        try:
+            rows = conn.execute("SELECT e.name, f.path, f.filename FROM files f JOIN experiments e "
+                                "ON e.id = f.experiment_id").fetchall()
+        finally:
+            conn.close()
+        return dict(Counter((name, path, filename) for name, path, filename in rows))
+
     def close(self) -> None:
         self.http.close()
 
@@ -70,3 +84,13 @@ def expected_content(root: Path) -> dict[str, dict]:
             "params": rec["params"], "logs": [(level, msg, meta) for _, level, msg, meta in rec["logs"]],
             "metrics": rec["metrics"], "files": sorted((p, f, c) for p, f, _, c in rec["files"])}
     return out
+
+
+@pytest.fixture(params=["ml-dash serve", "0.5.8 routes only"])
+def any_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """Our server, and one that speaks only the 0.5.8 REST API (no /streams, no file dedup)."""
+    with live_server(tmp_path / "server", "log_requests=false", plain=request.param != "ml-dash serve") as server:
+        t = Target(server, server.token("uploader", "alice"))
+        yield t
+        t.close()
+

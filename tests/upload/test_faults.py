@@ -112,6 +112,17 @@ def proxy(target: Target) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
+def proxy_any(any_target: Target) -> Iterator[FaultProxy]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    p = FaultProxy(server, any_target.url)
+    yield p
+    server.clear()
+    server.stop()
+    p.upstream.close()
+
+
+@pytest.fixture
 def tree(tmp_path: Path) -> Path:
     dest = tmp_path / "tree"
     shutil.copytree(REAL_CLIENT_TREE, dest)
@@ -131,13 +142,17 @@ def upload(proxy: FaultProxy, target: Target, tree: Path, cwd: Path, *args: str)
     ("reset after the server stored it", reset(after=True), 3),
     ("stall past the timeout after storing", stall(3.0), 2),
 ])
-def test_transient_faults_end_in_one_clean_upload(proxy: FaultProxy, target: Target, tree: Path, tmp_path: Path,
-                                                  name: str, fault: Fault, times: int) -> None:
+def test_transient_faults_end_in_one_clean_upload(proxy_any: FaultProxy, any_target: Target, tree: Path,
+                                                  tmp_path: Path, name: str, fault: Fault, times: int) -> None:
     where = r"/experiments$" if "creating" in name else r"/(append-batch|logs|files)$"
-    proxy.inject(where, fault, times)
-    r = upload(proxy, target, tree, tmp_path)
+    proxy_any.inject(where, fault, times)
+    r = upload(proxy_any, any_target, tree, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert target.content() == expected_content(tree)
+    assert any_target.content() == expected_content(tree)
+    assert set(any_target.file_copies().values()) == {1}  # never a second copy, on either server
+    again = upload(proxy_any, any_target, tree, tmp_path)  # a plain re-run adds nothing anywhere
+    assert again.returncode == 0 and again.stdout.count("Already uploaded (nothing new;") == 3, again.stdout
+    assert any_target.content() == expected_content(tree) and set(any_target.file_copies().values()) == {1}
 
 
 def test_429_retry_after_is_honoured(proxy: FaultProxy, target: Target, tree: Path, tmp_path: Path) -> None:

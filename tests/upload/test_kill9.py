@@ -14,7 +14,8 @@ from tests.helpers.cli import ML_DASH, run_cli
 from tests.upload.conftest import Target, expected_content
 
 
-def test_kill_minus_9_then_resume_loses_and_doubles_nothing(target: Target, tmp_path: Path) -> None:
+def test_kill_minus_9_then_resume_loses_and_doubles_nothing(any_target: Target, tmp_path: Path) -> None:
+    target = any_target
     tree = tmp_path / "tree"
     for i in range(4):
         build_experiment(tree, "big", f"run-{i}", logs=1500, points=4000, files=3)
@@ -36,3 +37,4 @@ def test_kill_minus_9_then_resume_loses_and_doubles_nothing(target: Target, tmp_
                     cwd=tmp_path, timeout=300)
     assert final.returncode == 0, final.stdout + final.stderr
     assert target.content() == expected_content(tree)
+    assert set(target.file_copies().values()) == {1}  # no file was ever sent twice
