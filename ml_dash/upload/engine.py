@@ -114,7 +114,8 @@ class Engine:
                 raise
 
     def _stop(self, exc: ApiError) -> None:
-        if (isinstance(exc, ServerUnreachable) or exc.status == 401) and self.stopped is None:
+        # Unreachable: no connection, or a gateway/server saying it is unavailable (502-504), past the budget.
+        if (isinstance(exc, ServerUnreachable) or exc.status in (401, 502, 503, 504)) and self.stopped is None:
             self.stopped = exc
 
     def run(self, plan: Plan, state: UploadState | None = None, skip: frozenset[str] = frozenset()) -> RunResult:
