@@ -479,12 +479,8 @@ def test_mixed_traffic_on_one_experiment_neither_deadlocks_nor_loses_writes(clus
 
 
 # --- 8. starting on an empty database at once ------------------------------------------------------------------
-SQLITE_WAL_BUG = ("server bug: _SQLite.connect runs PRAGMA journal_mode=WAL, which SQLite answers with an immediate "
-                  "'database is locked' (no busy timeout) while another process holds a lock on the still "
-                  "rollback-journal file, e.g. while it switches a fresh file to WAL")
-
-
-@pytest.mark.xfail(strict=True, raises=ServerError, reason=SQLITE_WAL_BUG)
+# SQLite answers PRAGMA journal_mode=WAL with an immediate "database is locked" (no busy timeout)
+# while another process holds a lock on a fresh file: _SQLite.connect waits for it (found by this suite).
 def test_opening_a_fresh_sqlite_file_waits_for_another_process_lock_instead_of_failing(tmp_path: Path) -> None:
     """Deterministic form of the start-up race: the other process's lock lasts 0.3 s, well
     within the 30 s busy timeout, so opening must wait for it and succeed."""
@@ -558,8 +554,6 @@ def test_processes_opening_an_empty_database_at_once_all_migrate_and_mint_distin
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if kind == "sqlite" else fresh_postgres_db(pg or "")
     out = _boot_at_once(url)
     errors = [err for *_, err in out if err is not None]
-    if errors and all("database is locked" in e and "journal_mode=WAL" in e for e in errors):
-        pytest.xfail(f"{SQLITE_WAL_BUG} ({len(errors)} of 4 processes)")
     assert errors == []
     assert {version for _, version, _, _ in out} == {len(MIGRATIONS)}
     ids = [i for _, _, minted, _ in out for i in minted]
@@ -580,12 +574,7 @@ def test_four_servers_started_at_once_on_an_empty_database_serve_with_distinct_i
     s3 = request.getfixturevalue("s3_server") if kind == "postgres" else None
     db, blobs = _store_urls(kind, tmp_path, pg, s3)
     with ExitStack() as stack:
-        try:
-            servers = start_servers(stack, [tmp_path / f"srv{i}" for i in range(4)], db, blobs)
-        except RuntimeError as exc:
-            if kind == "sqlite" and "database is locked" in str(exc):
-                pytest.xfail(f"{SQLITE_WAL_BUG}: {exc}")
-            raise
+        servers = start_servers(stack, [tmp_path / f"srv{i}" for i in range(4)], db, blobs)
         token = make_username_token("boot")
 
         def create(i: int) -> list[str]:
