@@ -16,8 +16,10 @@ __all__ = [
     "Experiment",
     "ExperimentStateError",
     "InvalidInputError",
+    "LocalStorage",
     "MLDashError",
     "RecordError",
+    "RemoteClient",
     "RunManager",
     "StorageError",
     "__version__",
@@ -33,9 +35,13 @@ _LAZY = {
     "MLDashError": "ml_dash.errors",
     "RecordError": "ml_dash.errors",
     "StorageError": "ml_dash.errors",
+    # 0.5.8's low-level classes, as adapters over our backends (scripts written for 0.5.8 import them).
+    "LocalStorage": "ml_dash.storage",
+    "RemoteClient": "ml_dash.client",
 }
 
 if TYPE_CHECKING:
+    from ml_dash.client import RemoteClient
     from ml_dash.errors import (
         ApiError,
         ConfigError,
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
         StorageError,
     )
     from ml_dash.sdk.experiment import Experiment, RunManager
+    from ml_dash.storage import LocalStorage
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ml_dash.api.client import RETRY_STATUSES, ApiClient, _error_from
+from ml_dash.api.client import RETRY_STATUSES, ApiClient, _error_from, json_of
 from ml_dash.errors import ApiError, InvalidInputError
 
 __all__ = ["RemoteClient", "RemoteHTTPError"]
@@ -85,12 +85,7 @@ class RemoteClient:
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError(f"{method} {path}: the server answered with something that is not JSON",
-                           status=response.status_code, hint="is base_url pointing at an ml-dash server?") from None
+        return json_of(self._request(method, path, **kwargs), "is base_url pointing at an ml-dash server?")
 
     # --- experiments ---------------------------------------------------------------------------
     def create_or_update_experiment(self, project: str, name: str, description: str | None = None,
@@ -242,7 +237,8 @@ class RemoteClient:
     def graphql_query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         result = self._json("POST", "/graphql", json={"query": query, "variables": variables or {}})
         if "errors" in result:
-            raise ApiError(f"GraphQL errors: {result['errors']}")
+            raise ApiError(f"GraphQL errors: {result['errors']}",
+                           hint="check the query's fields and variables against the server's schema")
         return dict(result.get("data", {}))
 
     def list_projects_graphql(self, namespace_slug: str) -> list[dict[str, Any]]:

@@ -198,7 +198,7 @@ class LocalStorage:
         """Copy ``file_path`` to ``files/<prefix>/<id>/<filename>``; the manifest entry."""
         source = Path(file_path)
         if not source.is_file():
-            raise NotFoundError(f"file not found: {file_path}")
+            raise NotFoundError(f"file not found: {file_path}", hint="check the path (relative to the working directory)")
         return self._backend(project, experiment).save_file(source, prefix, filename, description, tags,
                                                             metadata, content_type)
 
@@ -223,7 +223,8 @@ class LocalStorage:
         entry = self._live_entry(backend, file_id)
         assert backend.paths is not None
         if not backend.paths.blob(entry["path"], file_id, entry["filename"]).is_file():
-            raise NotFoundError(f"File {file_id} not found on disk")
+            raise NotFoundError(f"File {file_id} not found on disk",
+                                hint="the local tree was changed by hand; restore the file, or save it again")
         return backend.download_file(file_id, dest_path)
 
     def delete_file(self, project: str, experiment: str, file_id: str) -> dict[str, Any]:
@@ -268,7 +269,8 @@ class LocalStorage:
         except InvalidInputError:
             assert backend.paths is not None
             if not (backend.paths.metric_dir(metric_name) / "metadata.json").is_file():
-                raise NotFoundError(f"Metric {metric_name} not found") from None
+                raise NotFoundError(f"Metric {metric_name} not found",
+                                    hint="list_metrics(project, experiment) lists the metrics; append a point first") from None
             raise
 
     def list_metrics(self, project: str, experiment: str) -> list[dict[str, Any]]:

@@ -154,12 +154,7 @@ class ApiClient:
         raise last
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError(f"{method} {path}: the server answered with something that is not JSON",
-                           status=response.status_code, hint="is --remote pointing at an ml-dash server?") from None
+        return json_of(self.request(method, path, **kwargs), "is --remote pointing at an ml-dash server?")
 
     # --- experiments -----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -276,11 +271,66 @@ class ApiClient:
         return dict(self._json("GET", f"/experiments/{experiment_id}/files/{file_id}"))
 
     def download_file(self, experiment_id: str, file_id: str) -> Iterator[bytes]:
-        with self._http.stream("GET", f"/experiments/{experiment_id}/files/{file_id}/download") as response:
-            if not response.is_success:
-                response.read()
-                raise _error_from(response)
-            yield from response.iter_bytes(1024 * 1024)
+        """Stream a file's bytes, retried like :meth:`request` (the same policy, back-off and
+        ``Retry-After``); httpx errors become :class:`ServerUnreachable` / :class:`ApiError`.
+
+        A download that breaks mid-stream is requested again and continues after the bytes
+        already yielded, so the caller sees one contiguous stream (which it verifies by sha256);
+        if the server's copy changed in between, an ``ApiError`` says so instead.
+        """
+        method, path = "GET", f"/experiments/{experiment_id}/files/{file_id}/download"
+        delivered = 0  # bytes already yielded: a restarted download skips them
+        checksum: str | None = None
+        last: ApiError | None = None
+        attempts = self.retry.attempts
+        for attempt in range(attempts):
+            if attempt:
+                assert last is not None
+                self.sleep(self.retry.delay(attempt - 1, getattr(last, "retry_after", None)))
+            try:
+                with self._count_lock:
+                    self.requests += 1
+                with self._http.stream(method, path) as response:
+                    if not response.is_success:
+                        response.read()
+                        error = _error_from(response)
+                        if response.status_code not in RETRY_STATUSES:
+                            raise error
+                        error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
+                        last = error
+                        continue
+                    sent = response.headers.get("x-checksum-sha256")
+                    if delivered and checksum and sent and sent != checksum:
+                        raise ApiError(f"{method} {path}: the file changed on the server while it was downloaded",
+                                       status=response.status_code, hint="download it again")
+                    checksum = checksum or sent
+                    skip = delivered
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        if skip:
+                            if len(chunk) <= skip:
+                                skip -= len(chunk)
+                                continue
+                            chunk, skip = chunk[skip:], 0
+                        delivered += len(chunk)
+                        yield chunk
+                    if skip:
+                        raise ApiError(f"{method} {path}: the file is shorter than the part already downloaded",
+                                       status=response.status_code, hint="the file changed on the server; "
+                                                                         "download it again")
+                    return
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
+                    httpx.ProxyError) as exc:
+                last = self._unreachable(method, path, exc)
+        assert last is not None
+        last.message = f"{last.message} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+        raise last
+
+    def _unreachable(self, method: str, path: str, exc: httpx.HTTPError) -> ServerUnreachable:
+        if isinstance(exc, httpx.TimeoutException):
+            return ServerUnreachable(f"{method} {path}: timed out after {self.retry.timeout:g}s ({type(exc).__name__})",
+                                     hint="the server is slow or unreachable; raise retry.timeout or retry later")
+        return ServerUnreachable(f"{method} {path}: cannot reach {self.base_url} ({exc})",
+                                 hint="is the server running? check the URL (--remote / ML_DASH_REMOTE)")
 
     def update_file(self, experiment_id: str, file_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         return dict(self._json("PATCH", f"/experiments/{experiment_id}/files/{file_id}", json=changes))
@@ -291,7 +341,8 @@ class ApiClient:
     def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         body = self._json("POST", "/graphql", json={"query": query, "variables": variables})
         if body.get("errors"):
-            raise ApiError(f"GraphQL: {body['errors'][0].get('message')}")
+            raise ApiError(f"GraphQL: {body['errors'][0].get('message')}",
+                           hint="check the query's fields and variables against the server's schema")
         return dict(body["data"])
 
 
@@ -341,6 +392,16 @@ class _VerifyingReader:
 
     def close(self) -> None:
         self._file.close()
+
+
+def json_of(response: httpx.Response, hint: str) -> Any:
+    """The body as JSON, or an ApiError naming the request (a proxy's HTML page, a wrong URL)."""
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise ApiError(f"{request.method} {request.url.path}: the server answered with something that is not JSON",
+                       status=response.status_code, hint=hint) from None
 
 
 def _close_files(opened: Any) -> None:

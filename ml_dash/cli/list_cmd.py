@@ -9,7 +9,8 @@ from typing import Any
 from ml_dash.cli.configured import parse, print_help, resolve_parsed
 from ml_dash.cli.console import print_table
 
-DESCRIPTION = "List the projects on a server, or the experiments of one project (status, counts, tags)."
+DESCRIPTION = ("List the projects on a server, or the experiments of one project (status, counts, tags); "
+               "with --status or --tags but no --project, the matching experiments of every project.")
 USAGE = "[--remote URL] [--api-key KEY | --username NAME] [--project P] [--status S] [--tags a,b] [--json]"
 
 EXPERIMENTS_QUERY = (
@@ -26,39 +27,40 @@ def main(argv: Sequence[str]) -> int:
     from ml_dash.api.connect import client_for
     from ml_dash.download.run import PROJECTS_QUERY
 
+    wanted = {t.strip() for t in cfg.tags.split(",") if t.strip()} if cfg.tags else set()
     with client_for(cfg) as client:
-        if cfg.project is None:
-            projects = client.graphql(PROJECTS_QUERY, {"namespaceSlug": cfg.namespace})["projects"]
-            rows = []
-            for p in projects:
-                exps = client.graphql(EXPERIMENTS_QUERY, {"namespaceSlug": cfg.namespace, "projectSlug": p["slug"],
+        projects = [cfg.project] if cfg.project is not None else [
+            p["slug"] for p in client.graphql(PROJECTS_QUERY, {"namespaceSlug": cfg.namespace})["projects"]]
+        found = {slug: client.graphql(EXPERIMENTS_QUERY, {"namespaceSlug": cfg.namespace, "projectSlug": slug,
                                                           "status": cfg.status})["experiments"]
-                rows.append({"project": p["slug"], "experiments": len(exps)})
-            if cfg.json_output:
-                print(json.dumps(rows, indent=2))
-            else:
-                print_table(("project", "experiments"), [(r["project"], str(r["experiments"])) for r in rows])
-                print(f"\nTotal: {len(rows)} project(s)")
-            return 0
-        exps = client.graphql(EXPERIMENTS_QUERY, {"namespaceSlug": cfg.namespace, "projectSlug": cfg.project,
-                                                  "status": cfg.status})["experiments"]
-    if cfg.tags:
-        wanted = {t for t in cfg.tags.split(",") if t}
-        exps = [e for e in exps if wanted & set(e.get("tags") or [])]
-    rows = [_row(e) for e in exps]
+                 for slug in projects}
+    if wanted:  # any of the tags, as 0.5.8 filters within a project
+        found = {slug: [e for e in exps if wanted & set(e.get("tags") or [])] for slug, exps in found.items()}
+    if cfg.project is None and cfg.status is None and not wanted:
+        counts = [{"project": slug, "experiments": len(exps)} for slug, exps in found.items()]
+        if cfg.json_output:
+            print(json.dumps(counts, indent=2))
+        else:
+            print_table(("project", "experiments"), [(r["project"], str(r["experiments"])) for r in counts])
+            print(f"\nTotal: {len(counts)} project(s)")
+        return 0
+    rows = [_row(slug, e) for slug, exps in found.items() for e in exps]
     if cfg.json_output:
         print(json.dumps(rows, indent=2))
         return 0
-    print_table(("experiment", "status", "metrics", "points", "logs", "files", "tags", "created"),
-                [(r["experiment"], r["status"], str(r["metrics"]), str(r["points"]), str(r["logs"]), str(r["files"]),
-                  ",".join(r["tags"]) or "-", r["createdAt"] or "") for r in rows])
+    every = cfg.project is None  # the matching experiments of every project: say which project
+    print_table((("project",) if every else ()) + ("experiment", "status", "metrics", "points", "logs", "files",
+                                                     "tags", "created"),
+                [((r["project"],) if every else ()) + (r["experiment"], r["status"], str(r["metrics"]),
+                 str(r["points"]), str(r["logs"]), str(r["files"]), ",".join(r["tags"]) or "-", r["createdAt"] or "")
+                 for r in rows])
     print(f"\nTotal: {len(rows)} experiment(s)")
     return 0
 
 
-def _row(e: dict[str, Any]) -> dict[str, Any]:
+def _row(project: str, e: dict[str, Any]) -> dict[str, Any]:
     name = "/".join(p for p in ((e.get("folder") or "").strip("/"), e["name"]) if p)
-    return {"experiment": name, "id": e["id"], "status": e["status"], "metrics": len(e["metrics"]),
+    return {"project": project, "experiment": name, "id": e["id"], "status": e["status"], "metrics": len(e["metrics"]),
             "points": sum(m["metricMetadata"]["totalDataPoints"] for m in e["metrics"]),
             "logs": e["logMetadata"]["totalLogs"], "files": len(e["files"]), "tags": e.get("tags") or [],
             "createdAt": e.get("createdAt")}

@@ -84,7 +84,8 @@ def _token(args: list[str]) -> int:
     if "--namespace" in rest:
         i = rest.index("--namespace")
         if i + 1 >= len(rest):
-            raise ConfigError("--namespace needs a value")
+            raise ConfigError("--namespace needs a value",
+                              hint="e.g. ml-dash serve token create alice-laptop --namespace alice")
         namespace, rest = rest[i + 1], rest[:i] + rest[i + 2:]
     st = _state(rest)
     if st is None:

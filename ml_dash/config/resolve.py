@@ -212,7 +212,9 @@ def resolve(
     except ValidationError as exc:
         for o in ovs:  # keys the schema does not know still get the label of what set them
             sources.setdefault(o.key, o.label)
-        raise ConfigValidationError(_validation_rows(exc, sources, known, spec)) from None
+        raise ConfigValidationError(_validation_rows(exc, sources, known, spec),
+                                    hint=f"fix each value where the table says it was set; `ml-dash {spec.name} "
+                                         "--help` lists every key and its allowed values") from None
     return Resolved(config=config, sources=sources, profiles=[s.name for s in chosen_sources], warnings=warnings)
 
 

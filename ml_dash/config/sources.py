@@ -78,14 +78,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}",
+                          hint="make it readable by you (chmod 600), or set ML_DASH_CONFIG_DIR to another directory") from None
     try:
         data = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}",
                           hint="fix the file, or move it away to run without it") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object at the top level")
+        raise ConfigError(f"{path}: expected a JSON object at the top level",
+                          hint='write the settings as {"remote_url": "...", "api_key": "..."}, or move the file away')
     return data
 
 
@@ -105,7 +107,8 @@ def file_layer(spec: CommandSpec, env: Mapping[str, str], warn: Warn) -> Layer:
             layer.sources[target] = f"{label} ({key})" if key != target else label
         elif key == spec.file_section:
             if not isinstance(value, dict):
-                raise ConfigError(f"{path}: \"{key}\" must be an object of {spec.name} settings")
+                raise ConfigError(f"{path}: \"{key}\" must be an object of {spec.name} settings",
+                                  hint=f'e.g. "{key}": {{"workers": 4}}; `ml-dash {spec.name} --help` lists the keys')
             for dotted, item in flatten(value).items():
                 set_nested(layer.values, dotted, item)
                 layer.sources[dotted] = f"{label} ({key}.{dotted})"
@@ -166,17 +169,21 @@ class ProfileSource:
         try:
             node = OmegaConf.create(self.path.read_text())
         except Exception as exc:  # yaml.YAMLError, OmegaConf errors: one message, file named
-            raise ConfigError(f"{self.path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"{self.path}: invalid YAML: {str(exc).splitlines()[0]}",
+                              hint="fix the profile, or remove it to run without it") from None
         data = OmegaConf.to_container(node, resolve=False)
         if data is None:
             return {}
         if not isinstance(data, dict):
-            raise ConfigError(f"{self.path}: a profile must be a mapping of keys to values")
+            raise ConfigError(f"{self.path}: a profile must be a mapping of keys to values",
+                              hint="write one `key: value` per line, e.g. `workers: 4`")
         sections = {s.file_section for s in SPECS.values()}
         if any(k in sections for k in data):
             section = data.get(spec.file_section) or {}
             if not isinstance(section, dict):
-                raise ConfigError(f"{self.path}: section '{spec.file_section}' must be a mapping")
+                raise ConfigError(f"{self.path}: section '{spec.file_section}' must be a mapping",
+                                  hint=f"indent the {spec.file_section} settings below `{spec.file_section}:`, "
+                                       "one `key: value` per line")
             return section
         return data if spec.name == "upload" else {}
 

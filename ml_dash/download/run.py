@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,13 @@ class _Result:
     counts: dict[str, int] = field(default_factory=lambda: {"params": 0, "logs": 0, "points": 0, "files": 0,
                                                              "bytes": 0})
     errors: list[str] = field(default_factory=list)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the summary: an ml-dash error's message, or any other exception's type and message."""
+    if isinstance(exc, MLDashError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
 
 
 def remote_experiments(client: ApiClient, namespace: str | None, project: str | None) -> list[dict[str, Any]]:
@@ -86,12 +93,12 @@ class _Downloader:
         if self.cfg.overwrite and target.exists():
             shutil.rmtree(target)
         local = LocalBackend(self.cfg.path)
+        jobs: list[Future[None]] = []
         try:
             local.open(ExperimentSpec(name=exp["name"], project=project, **fields))
             exp_id = str(exp["id"])
             if not self.cfg.skip.params:
                 self._params(local, exp_id, result)
-            jobs = []
             if not self.cfg.skip.logs:
                 jobs.append(self.pool.submit(self._logs, local, exp_id, result))
             if not self.cfg.skip.metrics:
@@ -101,11 +108,14 @@ class _Downloader:
                 have = {(f["path"], f["filename"], f["checksum"]) for f in local.list_files(None, None)}
                 jobs += [self.pool.submit(self._file, local, exp_id, f, result)
                          for f in self.client.list_files(exp_id) if (f["path"], f["filename"], f["checksum"]) not in have]
-            for job in jobs:
-                job.result()
-        except MLDashError as exc:
-            result.errors.append(exc.message)
+        except Exception as exc:  # noqa: BLE001 - one experiment's failure, whatever it is, is only its own
+            result.errors.append(describe(exc))
         finally:
+            for job in jobs:  # every stream ends before the experiment is closed; each failure is reported
+                try:
+                    job.result()
+                except Exception as exc:  # noqa: BLE001 - as above, per stream
+                    result.errors.append(describe(exc))
             local.close("COMPLETED")
         return result
 
@@ -224,7 +234,10 @@ class _Progress:
 def _tracked(downloader: _Downloader, state: UploadState, exp: dict[str, Any], progress: _Progress) -> _Result:
     key = f"{exp['project']['slug']}/{exp['name']}"
     state.started(key)
-    result = downloader.experiment(exp)
+    try:
+        result = downloader.experiment(exp)
+    except Exception as exc:  # noqa: BLE001 - e.g. an odd experiment record, or the local tree not closing
+        result = _Result(key, key, errors=[describe(exc)])
     state.finished(key, not result.errors)
     progress.finished(result)
     return result

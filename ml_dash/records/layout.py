@@ -60,7 +60,8 @@ LOCK_SUFFIX = ".lock"  # prefix layout only: .experiment.lock, logs/.log_sequenc
 def check_name(value: str, what: str) -> str:
     """A project or experiment name is one path segment: not empty, no ``/``, not ``.``/``..``."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
+        raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}",
+                                hint=f"give the {what} as a string such as 'resnet-baseline'")
     if "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
         raise InvalidInputError(
             f"{what} {value!r} is not a single path segment",
@@ -103,7 +104,8 @@ def metric_dir_name(name: str | None) -> str:
     if name is None:
         return "None"
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"metric name must be a non-empty string or None, got {name!r}")
+        raise InvalidInputError(f"metric name must be a non-empty string or None, got {name!r}",
+                                hint="name the metric, e.g. exp.metrics('loss'), or leave the name out")
     return "/".join(_relative_segments(name, "metric name"))
 
 

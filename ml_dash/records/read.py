@@ -93,9 +93,11 @@ def load_record(path: Path, model: type[R]) -> R:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise RecordError("file is missing", path=str(path)) from None
+        raise RecordError("file is missing", path=str(path),
+                          hint="restore it from a copy, or remove the experiment directory if it is incomplete") from None
     except OSError as exc:
-        raise RecordError(f"cannot be read: {exc.strerror}", path=str(path)) from None
+        raise RecordError(f"cannot be read: {exc.strerror}", path=str(path),
+                          hint="check the file's permissions and the disk") from None
     try:
         value = json.loads(raw)
     except ValueError as exc:
@@ -104,8 +106,10 @@ def load_record(path: Path, model: type[R]) -> R:
         raise RecordError(f"invalid JSON: {reason}", path=str(path), line=line,
                           hint="the file is damaged; restore it or remove the experiment") from None
     if not isinstance(value, dict):
-        raise RecordError(f"expected a JSON object, got {type_name(value)}", path=str(path))
+        raise RecordError(f"expected a JSON object, got {type_name(value)}", path=str(path),
+                          hint="the file is damaged; restore it or remove the experiment")
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        raise RecordError(describe_validation_error(exc), path=str(path)) from None
+        raise RecordError(describe_validation_error(exc), path=str(path),
+                          hint="the file was changed by hand or damaged; fix the field named, or restore the file") from None

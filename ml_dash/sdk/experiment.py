@@ -210,7 +210,9 @@ class Experiment:
     def _writable(self, action: str) -> Backend:
         backend = self._readable(action)
         if self._write_protected:
-            raise ExperimentStateError(f"cannot {action}: experiment {self.project}/{self.name} is write-protected")
+            raise ExperimentStateError(f"cannot {action}: experiment {self.project}/{self.name} is write-protected",
+                                       hint="write to a new experiment, or set write_protected to false in its "
+                                            "experiment.json")
         return backend
 
     # --- the four kinds of records ----------------------------------------------------------

@@ -207,10 +207,12 @@ class FileBuilder:
         if not source.exists():
             raise InvalidInputError(f"file not found: {source}", hint="check the path (relative to the working directory)")
         if not source.is_file():
-            raise InvalidInputError(f"not a regular file: {source}")
+            raise InvalidInputError(f"not a regular file: {source}",
+                                    hint="save files one by one; pack a directory first, e.g. with shutil.make_archive")
         size = source.stat().st_size
         if size > MAX_FILE_SIZE:
-            raise InvalidInputError(f"file size ({size} bytes) exceeds the 100 GB limit: {source}")
+            raise InvalidInputError(f"file size ({size} bytes) exceeds the 100 GB limit: {source}",
+                                    hint="split it into parts below 100 GB and save each")
         name = file_name or source.name
         return backend.save_file(source, self._prefix, name, self._description, self._tags,
                                  self._metadata, guess_content_type(name))

@@ -56,7 +56,8 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise ServerError("payload_too_large", f"request body larger than {limit} bytes")
+                raise ServerError("payload_too_large", f"request body larger than {limit} bytes",
+                                  hint="send smaller batches (--batch-size) or raise limits.max_json_bytes on the server")
             return message
 
         await self.app(scope, counting, send)

@@ -86,7 +86,8 @@ class ServerState:
             if claims is not None:
                 slug = str(claims.get("userName") or "")
                 if not SLUG.match(slug):
-                    raise ServerError("unauthenticated", "the token's userName is not a valid namespace name")
+                    raise ServerError("unauthenticated", "the token's userName is not a valid namespace name",
+                                      hint="use a user name of letters, digits, . _ -, or an API key")
                 ns = self.store.ensure_namespace(slug)
                 return Principal(ns["id"], ns["slug"])
             hint = None if self.legacy_tokens else ("username tokens of ml-dash 0.5.x are refused unless the server "
@@ -116,5 +117,6 @@ class ServerState:
             numeric = -1
         row = self.store.get_experiment(principal.namespace_id, numeric) if numeric >= 0 else None
         if row is None:
-            raise ServerError("forbidden", f"experiment {experiment_id} is not in namespace '{principal.slug}'")
+            raise ServerError("forbidden", f"experiment {experiment_id} is not in namespace '{principal.slug}'",
+                              hint="use the API key of the namespace the experiment belongs to")
         return row

@@ -104,7 +104,8 @@ class Engine:
         """One request through the shared slots. ``final``: the client's whole retry budget was
         spent on it, so an unreachable server (or a refused key) stops the run."""
         if self.stopped is not None:
-            raise ApiError(f"not sent: the upload stopped ({self.stopped.message})", status=self.stopped.status)
+            raise ApiError(f"not sent: the upload stopped ({self.stopped.message})", status=self.stopped.status,
+                           hint=self.stopped.hint)
         with self._slots:
             try:
                 return fn(*args, **kwargs)

@@ -76,6 +76,6 @@ def load_state(path: Path) -> UploadState | None:
         return UploadState(path=path, local_path=str(data["local_path"]), remote_url=str(data["remote_url"]),
                            completed=[str(x) for x in data.get("completed_experiments") or []],
                            failed=[str(x) for x in data.get("failed_experiments") or []],
-                           in_progress=data.get("in_progress_experiment"), timestamp=str(data.get("timestamp", "")))
+                           in_progress=data.get("in_progress_experiment"), timestamp=str(data.get("timestamp") or ""))
     except (KeyError, TypeError):
         return None

@@ -3,6 +3,7 @@ server exactly once (when it comes back during the run, or through `ml-dash uplo
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -72,3 +73,31 @@ def test_server_down_until_the_end_then_upload_sends_the_rest_once(tmp_path: Pat
         logs = server_logs(second.url, key, str(exp.id))
     assert [p["step"] for p in points] == list(range(401))
     assert logs == [f"step {i}" for i in range(400)]
+
+
+def test_an_unexpected_exception_from_the_server_side_is_reported_once_and_training_goes_on(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    from ml_dash.api.client import ApiClient
+
+    def odd_answer(self: ApiClient, *args: object, **kwargs: object) -> dict:
+        raise KeyError("id")  # e.g. an answer without the field the client reads
+
+    tree = tmp_path / "tree"
+    with live_server(tmp_path / "server") as server:
+        key = server.token("k", "alice")
+        exp = Experiment(name="odd", project="p", local_path=tree, remote=server.url, api_key=key).run.start()
+        phase(exp, 0, 10)
+        monkeypatch.setattr(ApiClient, "upload_file", odd_answer)
+        exp.files("models").save(b"weights", "model.pth")  # does not raise
+        phase(exp, 10, 10)
+        exp.files("models").save(b"weights 2", "model2.pth")
+        exp.run.complete()
+    err = capsys.readouterr().err
+    assert err.count("ml-dash: the server side failed (KeyError: 'id'); logging locally only from now on; "
+                     f"they are in the local tree; send them with: ml-dash upload {tree}") == 1, err
+    base = tree / "p/odd"
+    assert [json.loads(x)["data"]["step"] for x in (base / "metrics/loss/data.jsonl").read_text().splitlines()] == list(
+        range(20))
+    assert len((base / "logs/logs.jsonl").read_text().splitlines()) == 20
+    assert sorted(f["filename"] for f in json.loads((base / "files/.files_metadata.json").read_text())["files"]) == [
+        "model.pth", "model2.pth"]

@@ -100,26 +100,25 @@ def too_large(limit: int) -> Fault:
     return fault
 
 
-@pytest.fixture
-def proxy(target: Target) -> Iterator[FaultProxy]:
+def _proxy_to(url: str) -> Iterator[FaultProxy]:
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
-    p = FaultProxy(server, target.url)
+    p = FaultProxy(server, url)
     yield p
     server.clear()
     server.stop()
     p.upstream.close()
+
+
+@pytest.fixture
+def proxy(target: Target) -> Iterator[FaultProxy]:
+    yield from _proxy_to(target.url)
 
 
 @pytest.fixture
 def proxy_any(any_target: Target) -> Iterator[FaultProxy]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    p = FaultProxy(server, any_target.url)
-    yield p
-    server.clear()
-    server.stop()
-    p.upstream.close()
+    """In front of our server, and of one that speaks only the 0.5.8 routes."""
+    yield from _proxy_to(any_target.url)
 
 
 @pytest.fixture

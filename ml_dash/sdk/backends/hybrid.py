@@ -48,8 +48,11 @@ class HybridBackend:
         except MLDashError as exc:
             print(f"ml-dash: server unreachable ({exc.message}); logging locally only from now on; "
                   f"{self._hint()}", file=sys.stderr)
-            self.remote = None
-            return None
+        except Exception as exc:  # noqa: BLE001 - an odd answer or a client bug must not stop training either
+            print(f"ml-dash: the server side failed ({type(exc).__name__}: {exc}); logging locally only from now "
+                  f"on; {self._hint()}", file=sys.stderr)
+        self.remote = None
+        return None
 
     def open(self, spec: ExperimentSpec) -> None:
         self.local.open(spec)

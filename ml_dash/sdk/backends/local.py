@@ -93,7 +93,7 @@ class LocalBackend:
 
     def _require(self) -> ExperimentPaths:
         if self.paths is None:  # pragma: no cover - the facade checks first
-            raise InvalidInputError("experiment is not open")
+            raise InvalidInputError("experiment is not open", hint="use `with exp.run:` or call exp.run.start() first")
         return self.paths
 
     # --- logs ------------------------------------------------------------------------------
@@ -245,7 +245,8 @@ class LocalBackend:
         for i, entry in enumerate(manifest.files):
             if entry.id == file_id:
                 if entry.deleted:
-                    raise InvalidInputError(f"file {file_id} has been deleted")
+                    raise InvalidInputError(f"file {file_id} has been deleted",
+                                            hint="files().list() lists the files that are still there")
                 return manifest, i
         raise InvalidInputError(f"file {file_id} not found", hint="list the experiment's files with files().list()")
 
@@ -255,7 +256,8 @@ class LocalBackend:
         entry = manifest.files[i]
         source = paths.blob(entry.path, entry.id, entry.filename)
         if not source.exists():
-            raise InvalidInputError(f"file {file_id} is missing on disk: {source}")
+            raise InvalidInputError(f"file {file_id} is missing on disk: {source}",
+                                    hint="the local tree was changed by hand; restore the file, or save it again")
         target = Path(dest if dest is not None else entry.filename)
         shutil.copy2(source, target)
         if sha256_file(target)[0] != entry.checksum:

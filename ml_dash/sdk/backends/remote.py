@@ -71,7 +71,7 @@ class RemoteBackend:
 
     def _sender(self) -> Sender:
         if self.sender is None:  # pragma: no cover - the facade checks first
-            raise InvalidInputError("experiment is not open")
+            raise InvalidInputError("experiment is not open", hint="use `with exp.run:` or call exp.run.start() first")
         return self.sender
 
     def _after_write(self) -> None:

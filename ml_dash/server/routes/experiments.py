@@ -20,7 +20,8 @@ def create_experiment(project: str, body: ExperimentCreate, st: ServerState = De
     from ml_dash.api.errors import ServerError
 
     if "/" in project or project in (".", "..") or not project.strip():
-        raise ServerError("invalid", f"project {project!r} is not a single path segment")
+        raise ServerError("invalid", f"project {project!r} is not a single path segment",
+                          hint="use a project name without '/' (folders go in the experiment's folder field)")
     exp, proj = st.store.upsert_experiment(who.namespace_id, project, body.model_dump(exclude_none=True))
     return {"experiment": render.experiment(exp), "project": render.project(proj), "folder": render.folder(exp),
             "namespace": {"id": str(who.namespace_id), "slug": who.slug, "name": who.slug}}

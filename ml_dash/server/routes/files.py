@@ -20,6 +20,7 @@ from ml_dash.server.storage.blobs import StagedBlob
 router = APIRouter()
 MAX_FIELD_BYTES = 1024 * 1024
 WRITE_CHUNK = 1024 * 1024
+METADATA_HINT = 'send metadata as a JSON object, e.g. {"epoch": 3}'
 _DISPOSITION = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -62,7 +63,7 @@ class _MultipartSink:
         self._name = params.get("name")
         if "filename" in params:
             if self.staged is not None:
-                raise ServerError("invalid", "one file per upload request")
+                raise ServerError("invalid", "one file per upload request", hint="send each file in its own request")
             self._is_file = True
             self.filename = params["filename"]
             self.content_type = self._headers.get("content-type", "application/octet-stream")
@@ -75,7 +76,8 @@ class _MultipartSink:
         else:
             self._buffer += data[start:end]
             if len(self._buffer) > MAX_FIELD_BYTES:
-                raise ServerError("payload_too_large", f"form field {self._name!r} is larger than 1 MiB")
+                raise ServerError("payload_too_large", f"form field {self._name!r} is larger than 1 MiB",
+                                  hint="keep description, tags and metadata small; store large data as a file")
 
     def _end(self) -> None:
         if not self._is_file and self._name:
@@ -92,7 +94,8 @@ def _plain_name(value: str | None, what: str) -> str:
 def _prefix(value: str | None) -> str:
     prefix = value or "/"
     if any(part in (".", "..") for part in prefix.replace("\\", "/").split("/")) or "\x00" in prefix:
-        raise ServerError("invalid", f"prefix {prefix!r} must not contain '.' or '..' segments")
+        raise ServerError("invalid", f"prefix {prefix!r} must not contain '.' or '..' segments",
+                          hint="give a path such as /models/checkpoints")
     return prefix if prefix.startswith("/") else "/" + prefix
 
 
@@ -105,7 +108,8 @@ async def upload_file(experiment_id: str, request: Request, st: ServerState = De
     ctype, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
-        raise ServerError("invalid", "a file upload must be multipart/form-data with a 'file' part")
+        raise ServerError("invalid", "a file upload must be multipart/form-data with a 'file' part",
+                          hint="send the file as the 'file' part of a multipart/form-data body")
     sink = _MultipartSink(st)
     parser = MultipartParser(boundary, sink.callbacks())
     try:
@@ -119,7 +123,8 @@ async def upload_file(experiment_id: str, request: Request, st: ServerState = De
             await run_in_threadpool(parser.write, bytes(pending))
         parser.finalize()
         if sink.staged is None:
-            raise ServerError("invalid", "the upload has no 'file' part")
+            raise ServerError("invalid", "the upload has no 'file' part",
+                              hint="send the file as the 'file' part of a multipart/form-data body")
         digest = await run_in_threadpool(sink.staged.finish)
         fields = sink.fields
         claimed = fields.get("checksum")
@@ -128,7 +133,8 @@ async def upload_file(experiment_id: str, request: Request, st: ServerState = De
                               hint="the file changed or was damaged in transit; upload it again")
         size = sink.staged.size
         if fields.get("sizeBytes") not in (None, "") and fields["sizeBytes"] != str(size):
-            raise ServerError("invalid", f"sizeBytes says {fields['sizeBytes']}, {size} bytes arrived")
+            raise ServerError("invalid", f"sizeBytes says {fields['sizeBytes']}, {size} bytes arrived",
+                              hint="the file changed while it was sent, or sizeBytes is wrong; upload it again")
         record = {
             "path": _prefix(fields.get("prefix")), "filename": _plain_name(sink.filename, "filename"),
             "description": fields.get("description") or None,
@@ -151,9 +157,9 @@ def _json_field(text: str | None) -> Any:
     try:
         value = json.loads(text)
     except ValueError:
-        raise ServerError("invalid", "metadata: must be a JSON object") from None
+        raise ServerError("invalid", "metadata: must be a JSON object", hint=METADATA_HINT) from None
     if not isinstance(value, dict):
-        raise ServerError("invalid", "metadata: must be a JSON object")
+        raise ServerError("invalid", "metadata: must be a JSON object", hint=METADATA_HINT)
     return value
 
 
@@ -174,7 +180,8 @@ def _file(st: ServerState, who: Principal, experiment_id: str, file_id: str) -> 
     exp = st.experiment(who, experiment_id)
     row = st.store.get_file(exp["id"], int(file_id)) if file_id.isdigit() else None
     if row is None:
-        raise ServerError("not_found", f"file {file_id} not found in experiment {experiment_id}")
+        raise ServerError("not_found", f"file {file_id} not found in experiment {experiment_id}",
+                          hint=f"GET /experiments/{experiment_id}/files lists the experiment's files")
     return row
 
 
@@ -189,7 +196,8 @@ def download(experiment_id: str, file_id: str, st: ServerState = Depends(state),
              who: Principal = Depends(principal)) -> StreamingResponse:
     row = _file(st, who, experiment_id, file_id)
     if not st.blobs.exists(row["checksum"]):
-        raise ServerError("not_found", f"the content of file {file_id} is missing from the blob store")
+        raise ServerError("not_found", f"the content of file {file_id} is missing from the blob store",
+                          hint="the server's blob store lost it; upload the file again")
     headers = {"Content-Length": str(row["size_bytes"]),
                "Content-Disposition": f'attachment; filename="{row["filename"]}"', "X-Checksum-Sha256": row["checksum"]}
     return StreamingResponse(st.blobs.open(row["checksum"]), media_type=row["content_type"], headers=headers)
@@ -200,7 +208,8 @@ def update_file(experiment_id: str, file_id: str, body: FileUpdate, st: ServerSt
                 who: Principal = Depends(principal)) -> dict[str, Any]:
     row = _file(st, who, experiment_id, file_id)
     if row["deleted_at"]:
-        raise ServerError("not_found", f"file {file_id} has been deleted")
+        raise ServerError("not_found", f"file {file_id} has been deleted",
+                          hint="upload it again to make a new file record")
     updated = st.store.update_file(row["experiment_id"], row["id"], body.model_dump(exclude_none=True))
     assert updated is not None
     return render.file(updated)
@@ -213,7 +222,8 @@ def delete_file(experiment_id: str, file_id: str, st: ServerState = Depends(stat
 
     row = _file(st, who, experiment_id, file_id)
     if row["deleted_at"]:
-        raise ServerError("not_found", f"file {file_id} has already been deleted")
+        raise ServerError("not_found", f"file {file_id} has already been deleted",
+                          hint=f"nothing to delete; GET /experiments/{experiment_id}/files lists the live files")
     updated = st.store.update_file(row["experiment_id"], row["id"], {"deleted_at": now_iso()})
     assert updated is not None
     return {"id": str(updated["id"]), "deletedAt": updated["deleted_at"]}

@@ -187,7 +187,8 @@ def graphql(body: dict[str, Any], st: ServerState = Depends(state), who: Princip
     query = body.get("query")
     variables = body.get("variables") or {}
     if not isinstance(query, str) or not isinstance(variables, dict):
-        raise ServerError("invalid", "a GraphQL request needs a 'query' string and optional 'variables' object")
+        raise ServerError("invalid", "a GraphQL request needs a 'query' string and optional 'variables' object",
+                          hint='send {"query": "...", "variables": {...}} as JSON')
     try:
         fields = parse(query, variables)
         data = {f.name: _select(_resolve(st, who, f), f.selection) for f in fields}

@@ -18,6 +18,7 @@ from ml_dash.server.storage.sql import Appended
 
 router = APIRouter()
 CHUNK_SIZE = 10000  # points per chunk of the 0.5.8 download protocol
+BATCH_HINT = 'send {"dataPoints": [{"value": 0.5, "step": 1}, ...]} as JSON'
 
 
 # --- logs ------------------------------------------------------------------------------------------
@@ -29,7 +30,8 @@ def append_logs(experiment_id: str, body: LogsAppend, st: ServerState = Depends(
     for i, e in enumerate(body.logs):
         level = e.level.lower()
         if level not in LOG_LEVELS:
-            raise ServerError("invalid", f"logs.{i}.level: must be one of {', '.join(LOG_LEVELS)}")
+            raise ServerError("invalid", f"logs.{i}.level: must be one of {', '.join(LOG_LEVELS)}",
+                              hint="log with one of these levels, e.g. 'info' or 'error'")
         entries.append((e.writerSeq if body.writerId else e.sequenceNumber, e.timestamp, level, e.message,
                         e.metadata))
     done = st.store.append_logs(exp["id"], entries, writer=body.writerId)
@@ -102,7 +104,7 @@ async def append_batch(experiment_id: str, name: str, request: Request, st: Serv
     try:
         doc, finite = loads_checked(raw)
     except ValueError as exc:
-        raise ServerError("invalid", f"body is not valid JSON: {exc}") from None
+        raise ServerError("invalid", f"body is not valid JSON: {exc}", hint=BATCH_HINT) from None
     body = _check_batch(doc)
     exp = await run_in_threadpool(st.experiment, who, experiment_id)
     metric, done = await run_in_threadpool(_append, st, exp, name, body.dataPoints, body.startIndex, body, finite)
@@ -117,20 +119,21 @@ async def append_batch(experiment_id: str, name: str, request: Request, st: Serv
 
 def _check_batch(doc: Any) -> MetricAppendBatch:
     if not isinstance(doc, dict):
-        raise ServerError("invalid", "body: expected a JSON object")
+        raise ServerError("invalid", "body: expected a JSON object", hint=BATCH_HINT)
     points = doc.get("dataPoints")
     if not isinstance(points, list) or not points:
-        raise ServerError("invalid", "dataPoints: must be a non-empty list of objects")
+        raise ServerError("invalid", "dataPoints: must be a non-empty list of objects", hint=BATCH_HINT)
     for i, p in enumerate(points):
         if not isinstance(p, dict):
-            raise ServerError("invalid", f"dataPoints.{i}: must be an object")
+            raise ServerError("invalid", f"dataPoints.{i}: must be an object", hint=BATCH_HINT)
     rest = {k: v for k, v in doc.items() if k not in ("dataPoints", "writerSeqs")}
     # The model checks everything but the per-point lists, which are checked here in one pass each.
     seqs = doc.get("writerSeqs")
     if seqs is not None:
         if not isinstance(seqs, list) or len(seqs) != len(points) or not all(
                 type(n) is int and n >= 0 for n in seqs):
-            raise ServerError("invalid", "writerSeqs: must hold one whole number >= 0 per data point")
+            raise ServerError("invalid", "writerSeqs: must hold one whole number >= 0 per data point",
+                              hint="give one writerSeqs number per data point, or writerSeq for the first of a run")
         rest["writerSeqs"] = [0]
     from pydantic import ValidationError
 
@@ -138,7 +141,8 @@ def _check_batch(doc: Any) -> MetricAppendBatch:
         meta = MetricAppendBatch.model_validate({**rest, "dataPoints": [{}]})
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
-        raise ServerError("invalid", f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise ServerError("invalid", f"{'.'.join(map(str, err['loc']))}: {err['msg']}",
+                          hint="fix the field named; the API is described in schemas/api/openapi.json") from None
     return meta.model_copy(update={"dataPoints": points, "writerSeqs": seqs})
 
 
@@ -146,7 +150,8 @@ def _metric(st: ServerState, who: Principal, experiment_id: str, name: str) -> d
     exp = st.experiment(who, experiment_id)
     metric = st.store.get_metric(exp["id"], name)
     if metric is None:
-        raise ServerError("not_found", f"metric {name!r} not found in experiment {experiment_id}")
+        raise ServerError("not_found", f"metric {name!r} not found in experiment {experiment_id}",
+                          hint=f"GET /experiments/{experiment_id}/metrics lists the experiment's metrics")
     return metric
 
 
@@ -177,7 +182,8 @@ def metric_chunk(experiment_id: str, name: str, number: int, st: ServerState = D
                  who: Principal = Depends(principal)) -> Response:
     metric = _metric(st, who, experiment_id, name)
     if number < 0 or number >= int(metric["total"]) // CHUNK_SIZE:
-        raise ServerError("not_found", f"chunk {number} of metric {name!r} does not exist")
+        raise ServerError("not_found", f"chunk {number} of metric {name!r} does not exist",
+                          hint="only complete chunks are served; read the rest with the metric's /data route")
     rows = st.store.read_points(metric["id"], number * CHUNK_SIZE, CHUNK_SIZE)
     return _points_response(rows, number * CHUNK_SIZE, {"chunkNumber": number})
 

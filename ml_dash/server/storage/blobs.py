@@ -36,7 +36,8 @@ class StagedBlob:
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise ServerError("payload_too_large", f"file larger than the server's limit of {self.max_bytes} bytes")
+            raise ServerError("payload_too_large", f"file larger than the server's limit of {self.max_bytes} bytes",
+                              hint="split the file, or raise the server's limits.max_file_bytes")
         self._hash.update(data)
         self._file.write(data)
 
@@ -60,7 +61,8 @@ class BlobStore(Protocol):
 
 def _check_key(sha256: str) -> str:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise ServerError("invalid", "checksum must be a lowercase sha256 hex digest")
+        raise ServerError("invalid", "checksum must be a lowercase sha256 hex digest",
+                          hint="send hashlib.sha256(content).hexdigest()")
     return sha256
 
 
@@ -93,7 +95,8 @@ class FileBlobStore:
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            raise ServerError("not_found", "file content is missing from the blob store") from None
+            raise ServerError("not_found", "file content is missing from the blob store",
+                              hint="the server's blob store lost it; upload the file again") from None
         with f:
             while chunk := f.read(CHUNK):
                 yield chunk
@@ -149,7 +152,8 @@ class S3BlobStore:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))["Body"]
         except Exception as exc:
-            raise ServerError("not_found", f"file content is missing from the object store: {exc}") from None
+            raise ServerError("not_found", f"file content is missing from the object store: {exc}",
+                              hint="check the bucket and its credentials; else upload the file again") from None
         try:
             yield from body.iter_chunks(CHUNK)
         finally:

@@ -35,6 +35,9 @@ from ml_dash.api.errors import ServerError
 from ml_dash.server.ids import new_id, now_iso, set_node
 from ml_dash.server.storage.migrations import MIGRATIONS
 
+CONFLICT_HINT = "another writer changed the same record at the same moment; retry the request"
+DATABASE_HINT = "the server's database failed; the server log has the details"
+
 __all__ = ["Appended", "SqlMetadataStore", "open_postgres", "open_sqlite"]
 
 Row = dict[str, Any]
@@ -121,11 +124,11 @@ class _SQLite(_Dialect):
 
     def translate(self, exc: Exception) -> ServerError | None:
         if isinstance(exc, sqlite3.IntegrityError):
-            return ServerError("conflict", f"conflicting write: {exc}")
+            return ServerError("conflict", f"conflicting write: {exc}", hint=CONFLICT_HINT)
         if isinstance(exc, sqlite3.OperationalError):
             return ServerError("unavailable", f"database error: {exc}", hint="retry; the database is busy")
         if isinstance(exc, sqlite3.DatabaseError):
-            return ServerError("internal", f"database error: {exc}")
+            return ServerError("internal", f"database error: {exc}", hint=DATABASE_HINT)
         return None
 
 
@@ -156,11 +159,11 @@ class _Postgres(_Dialect):
         import psycopg
 
         if isinstance(exc, psycopg.errors.IntegrityError):
-            return ServerError("conflict", f"conflicting write: {exc}")
+            return ServerError("conflict", f"conflicting write: {exc}", hint=CONFLICT_HINT)
         if isinstance(exc, psycopg.OperationalError):
             return ServerError("unavailable", f"database unavailable: {exc}", hint="retry later")
         if isinstance(exc, psycopg.Error):
-            return ServerError("internal", f"database error: {exc}")
+            return ServerError("internal", f"database error: {exc}", hint=DATABASE_HINT)
         return None
 
 
