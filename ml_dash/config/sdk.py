@@ -89,8 +89,9 @@ class SDKSettings(BaseSettings):
     username: str | None = None
     local_path: Path | None = Field(None, description="Local storage root (selects local mode when auto).")
     flush_interval: float = Field(1.0, gt=0, description="Seconds between background sends (remote mode).")
-    log_batch_size: int = Field(100, gt=0, description="Log lines per request (remote mode).")
-    metric_batch_size: int = Field(1000, gt=0, description="Metric points per request (remote mode).")
+    # As large as `ml-dash upload`'s automatic sizes: per-request overhead stays off the training loop.
+    log_batch_size: int = Field(1000, gt=0, description="Log lines per request (remote mode).")
+    metric_batch_size: int = Field(10000, gt=0, description="Metric points per request (remote mode).")
     buffer_enabled: bool = Field(True, description="Send from a background thread (remote mode).")
     spool_dir: Path | None = Field(None, description="Where remote mode writes ahead before sending (default: "
                                                      "~/.ml-dash/spool); kept until the server acknowledged.")

@@ -231,8 +231,11 @@ class MetricAppender(_Appender):
                 self.last_created_at = created
 
     def append(self, data: dict[str, Any], description: str | None, tags: list[str] | None,
-               metadata: dict[str, Any] | None) -> dict[str, Any]:
+               metadata: dict[str, Any] | None, encoded: list[str] | None = None) -> dict[str, Any]:
+        """Append one point; ``encoded`` (if given) receives the point's JSON, for a sender to reuse."""
         body = jsonio.dumps_line(data, "metric point")
+        if encoded is not None:
+            encoded.append(body)
         created_at = utc_now_iso()
 
         def build() -> tuple[str, dict[str, Any]]:
@@ -248,8 +251,10 @@ class MetricAppender(_Appender):
         return dict(self._write(build))
 
     def append_batch(self, points: list[dict[str, Any]], description: str | None, tags: list[str] | None,
-                     metadata: dict[str, Any] | None) -> dict[str, Any]:
+                     metadata: dict[str, Any] | None, encoded: list[str] | None = None) -> dict[str, Any]:
         bodies = [jsonio.dumps_line(p, f"metric point #{i}") for i, p in enumerate(points)]
+        if encoded is not None:
+            encoded.extend(bodies)
 
         def build() -> tuple[str, dict[str, Any]]:
             first = utc_now_iso()

@@ -20,6 +20,7 @@ Nothing is dropped silently:
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -112,7 +113,7 @@ class Sender:
         """Queue ``items``; with the queue full, wait for the server to take some (never drop)."""
         # A batch larger than the whole queue is let in alone, or it could never be queued.
         limit = max(self.settings.max_pending, len(items))
-        started = time.monotonic()
+        started = time.monotonic() if self._pending + len(items) > limit else 0.0
         while self._pending + len(items) > limit:
             self._wake.set()
             self._room.wait(timeout=1.0)
@@ -129,12 +130,14 @@ class Sender:
         with self._lock:
             self._put(self._stream("logs", "logs"), [(number, entry)], self.settings.log_batch)
 
-    def points(self, name: str, first: int, points: list[dict[str, Any]], extra: dict[str, Any] | None) -> None:
+    def points(self, name: str, first: int, points: list[Any], extra: dict[str, Any] | None) -> None:
+        """Queue points (dicts, or their JSON text) numbered ``first, first+1, ...``."""
         with self._lock:
-            stream = self._stream("metric", name)
+            stream = self._streams.get(("metric", name)) or self._stream("metric", name)
             if extra and stream.extra is None:
                 stream.extra = extra
-            self._put(stream, [(first + i, p) for i, p in enumerate(points)], self.settings.metric_batch)
+            items = [(first, points[0])] if len(points) == 1 else list(zip(range(first, first + len(points)), points, strict=True))
+            self._put(stream, items, self.settings.metric_batch)
 
     def params(self, flat: dict[str, Any]) -> None:
         with self._lock:
@@ -143,17 +146,25 @@ class Sender:
 
     # --- the thread ---------------------------------------------------------------------------------
     def _loop(self) -> None:
+        last_all = time.monotonic()
         while not self._stop:
-            self._wake.wait(self.settings.flush_interval)
+            woken = self._wake.wait(self.settings.flush_interval)
             self._wake.clear()
-            self.send_pending()
+            # Woken because a batch filled up: send full batches only. Sending every partial
+            # remainder at once would keep this thread in a loop of small requests, holding the
+            # GIL against the training loop; the remainders go at the next interval.
+            full_only = woken and time.monotonic() - last_all < self.settings.flush_interval
+            if not full_only:
+                last_all = time.monotonic()
+            self.send_pending(full_only=full_only)
 
-    def send_pending(self) -> bool:
-        """Send everything queued now, each stream on its own; True when nothing is left."""
+    def send_pending(self, full_only: bool = False) -> bool:
+        """Send what is queued now (``full_only``: whole batches only), each stream on its own;
+        True when nothing is left."""
         with self._sending:
             errors = [self._guard("parameters", self._send_params)]
             for stream in list(self._streams.values()):
-                errors.append(self._guard(stream.label, self._send_stream, stream))
+                errors.append(self._guard(stream.label, self._send_stream, stream, full_only))
             self.last_error = next((e for e in errors if e), None)
         with self._lock:
             return self._pending == 0 and not self._params
@@ -181,11 +192,13 @@ class Sender:
                 if self._params.get(key) is value:
                     del self._params[key]
 
-    def _send_stream(self, stream: _Stream) -> None:
+    def _send_stream(self, stream: _Stream, full_only: bool = False) -> None:
         size = self.settings.log_batch if stream.kind == "logs" else self.settings.metric_batch
         while True:
             with self._lock:
-                batch = [stream.items[i] for i in range(min(size, len(stream.items)))]
+                if full_only and len(stream.items) < size:
+                    return
+                batch = list(itertools.islice(stream.items, min(size, len(stream.items))))
             if not batch:
                 stream.error = None
                 return
@@ -210,8 +223,10 @@ class Sender:
             return
         numbers = [n for n, _ in batch]
         follow_on = numbers[-1] - numbers[0] == len(numbers) - 1 and numbers == sorted(numbers)
-        self.client.append_batch(self.experiment_id, stream.name, [p for _, p in batch], None, stream.extra,
-                                 writer_id=self.writer_id, writer_seqs=numbers[0] if follow_on else numbers)
+        points = [p for _, p in batch]
+        self.client.append_batch(self.experiment_id, stream.name, points, None, stream.extra,
+                                 writer_id=self.writer_id, writer_seqs=numbers[0] if follow_on else numbers,
+                                 encoded=isinstance(points[0], str))
 
     # --- shutdown ---------------------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:

@@ -94,15 +94,18 @@ class HybridBackend:
 
     def append_metric(self, name: str | None, data: dict[str, Any], description: str | None,
                       tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
-        result = self.local.append_metric(name, data, description, tags, metadata)
-        self._remote("append_metric_batch", name, [data], description, tags, metadata, start=int(result["index"]))
+        # The hot path of a training loop: the point's JSON, made once for the local line, is what the
+        # sender sends (no second encoding), and no response the caller never sees is built.
+        encoded: list[str] = []
+        result = self.local.append_metric(name, data, description, tags, metadata, encoded)
+        self._remote("queue_points", name, encoded, int(result["index"]), description, tags, metadata)
         return result
 
     def append_metric_batch(self, name: str | None, points: list[dict[str, Any]], description: str | None,
                             tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
-        result = self.local.append_metric_batch(name, points, description, tags, metadata)
-        self._remote("append_metric_batch", name, points, description, tags, metadata,
-                     start=int(result["startIndex"]))
+        encoded: list[str] = []
+        result = self.local.append_metric_batch(name, points, description, tags, metadata, encoded)
+        self._remote("queue_points", name, encoded, int(result["startIndex"]), description, tags, metadata)
         return result
 
     def read_metric(self, name: str | None, start_index: int, limit: int) -> dict[str, Any]:

@@ -141,12 +141,14 @@ class LocalBackend:
         return appender
 
     def append_metric(self, name: str | None, data: dict[str, Any], description: str | None,
-                      tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
-        return self._metric(name).append(data, description, tags, metadata)
+                      tags: list[str] | None, metadata: dict[str, Any] | None,
+                      encoded: list[str] | None = None) -> dict[str, Any]:
+        return self._metric(name).append(data, description, tags, metadata, encoded)
 
     def append_metric_batch(self, name: str | None, points: list[dict[str, Any]], description: str | None,
-                            tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
-        return self._metric(name).append_batch(points, description, tags, metadata)
+                            tags: list[str] | None, metadata: dict[str, Any] | None,
+                            encoded: list[str] | None = None) -> dict[str, Any]:
+        return self._metric(name).append_batch(points, description, tags, metadata, encoded)
 
     def read_metric(self, name: str | None, start_index: int, limit: int) -> dict[str, Any]:
         paths = self._require()

@@ -130,6 +130,15 @@ class RemoteBackend:
     def _extra(description: str | None, tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
         return {k: v for k, v in (("description", description), ("tags", tags), ("metadata", metadata)) if v}
 
+    def queue_points(self, name: str | None, points: list[Any], first: int, description: str | None,
+                     tags: list[str] | None, metadata: dict[str, Any] | None) -> None:
+        """Queue points numbered ``first, first+1, ...`` by the caller (hybrid mode: the tree's positions);
+        a point may be given already encoded as JSON text."""
+        extra = self._extra(description, tags, metadata) if description or tags or metadata else None
+        self._sender().points(str(name), first, points, extra or None)
+        if not self.buffered:
+            self._sender().flush()
+
     def append_metric_batch(self, name: str | None, points: list[dict[str, Any]], description: str | None,
                             tags: list[str] | None, metadata: dict[str, Any] | None,
                             start: int | None = None) -> dict[str, Any]:
