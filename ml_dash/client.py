@@ -20,7 +20,6 @@ sha256 does not match is deleted and raises :class:`ml_dash.InvalidInputError` (
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ml_dash.api.client import RETRY_STATUSES, ApiClient, _error_from, json_of
+from ml_dash.api.client import RETRY_STATUSES, ApiClient, _error_from, file_form, json_of
 from ml_dash.errors import ApiError, InvalidInputError
 
 __all__ = ["RemoteClient", "RemoteHTTPError"]
@@ -181,13 +180,7 @@ class RemoteClient:
                     description: str | None, tags: list[str] | None, metadata: dict[str, Any] | None,
                     checksum: str, content_type: str, size_bytes: int) -> dict[str, Any]:
         """Multipart upload (the fields, then the file, streamed from disk); the file record."""
-        data = {"prefix": prefix, "checksum": checksum, "sizeBytes": str(size_bytes)}
-        if description:
-            data["description"] = description
-        if tags:
-            data["tags"] = ",".join(tags)
-        if metadata:
-            data["metadata"] = json.dumps(metadata)
+        data = file_form(prefix, checksum, size_bytes, description, tags, metadata)
         return dict(self._json("POST", f"/experiments/{experiment_id}/files", data=data,
                                files=lambda: {"file": (filename, open(file_path, "rb"), content_type)}))
 

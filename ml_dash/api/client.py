@@ -257,13 +257,7 @@ class ApiClient:
         is aborted before its last chunk, so no server keeps them, and
         :class:`ChecksumMismatchError` is raised (one read of the file, never two).
         """
-        data = {"prefix": prefix, "checksum": checksum, "sizeBytes": str(size)}
-        if description:
-            data["description"] = description
-        if tags:
-            data["tags"] = ",".join(tags)
-        if metadata:
-            data["metadata"] = json.dumps(metadata)
+        data = file_form(prefix, checksum, size, description, tags, metadata)
         return dict(self._json("POST", f"/experiments/{experiment_id}/files", data=data, attempts=attempts,
                                files=lambda: {"file": (filename, _VerifyingReader(source, checksum), content_type)}))
 
@@ -397,6 +391,19 @@ class _VerifyingReader:
 
     def close(self) -> None:
         self._file.close()
+
+
+def file_form(prefix: str, checksum: str, size: int, description: str | None, tags: list[str] | None,
+              metadata: dict[str, Any] | None) -> dict[str, str]:
+    """The text fields of a file upload, as 0.5.8 sends them (optional ones only when set)."""
+    data = {"prefix": prefix, "checksum": checksum, "sizeBytes": str(size)}
+    if description:
+        data["description"] = description
+    if tags:
+        data["tags"] = ",".join(tags)
+    if metadata:
+        data["metadata"] = json.dumps(metadata)
+    return data
 
 
 def json_of(response: httpx.Response, hint: str) -> Any:
