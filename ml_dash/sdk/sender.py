@@ -7,6 +7,10 @@ tagged with the writer's id. The server applies each (writer, number) once and a
 the positions itself, so retries are idempotent and any number of processes can write
 one experiment.
 
+In remote mode a metric's queue is its spool file (``tail``): the training loop only
+writes its line locally, and this thread reads the lines written since the last
+acknowledged one and sends their data parts as they are (no parse, no second encoding).
+
 Nothing is dropped silently:
 
 * The queue is bounded (``max_pending`` records): a producer that would overflow it waits
@@ -21,11 +25,13 @@ Nothing is dropped silently:
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ml_dash.api.client import RETRY_STATUSES, ApiClient
@@ -62,6 +68,37 @@ class StreamFailure:
             f"; {self.hint}" if self.hint else "")
 
 
+# One metric line as the SDK writes it (0.5.8's format); the data part is sent as it is.
+_METRIC_LINE = re.compile(rb'\{"index": (\d+), "data": (.*), "createdAt": "[^"\n]*"\}\n')
+_TAIL_CHUNK = 4 * 1024 * 1024  # bytes of a spool file read (and sent) at a time
+
+
+@dataclass
+class _Tail:
+    """A metric whose queue is its spool file: sent from ``offset`` on, as written by this process."""
+
+    name: str
+    path: Path
+    extra: dict[str, Any] | None
+    offset: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"metric {self.name!r}"
+
+    def unread(self) -> int:
+        """Whole lines written but not acknowledged yet."""
+        lines = 0
+        try:
+            with open(self.path, "rb") as f:  # streamed: a spool may have grown large while the server was away
+                f.seek(self.offset)
+                while chunk := f.read(_TAIL_CHUNK):
+                    lines += chunk.count(b"\n")
+        except OSError:
+            return 0
+        return lines
+
+
 @dataclass
 class _Stream:
     kind: str  # "logs" | "metric"
@@ -96,6 +133,7 @@ class Sender:
         self._stop = False
         self._sending = threading.Lock()
         self.failures: list[StreamFailure] = []
+        self._tails: dict[str, _Tail] = {}
         self.last_error: str | None = None
         self._warned_full = False
         self._thread = threading.Thread(target=self._loop, name="ml-dash-sender", daemon=True)
@@ -139,6 +177,13 @@ class Sender:
             items = [(first, points[0])] if len(points) == 1 else list(zip(range(first, first + len(points)), points, strict=True))
             self._put(stream, items, self.settings.metric_batch)
 
+    def tail(self, name: str, path: Path, extra: dict[str, Any] | None) -> None:
+        """Send metric ``name`` from its spool file (``data.jsonl``, written only by this process):
+        the training loop then pays for nothing but its local write."""
+        with self._lock:
+            if name not in self._tails:
+                self._tails[name] = _Tail(name, path, extra)
+
     def params(self, flat: dict[str, Any]) -> None:
         with self._lock:
             self._params.update(flat)
@@ -165,9 +210,12 @@ class Sender:
             errors = [self._guard("parameters", self._send_params)]
             for stream in list(self._streams.values()):
                 errors.append(self._guard(stream.label, self._send_stream, stream, full_only))
+            for tail in list(self._tails.values()):
+                errors.append(self._guard(tail.label, self._send_tail, tail))
             self.last_error = next((e for e in errors if e), None)
+            tails_done = all(t.unread() == 0 for t in self._tails.values()) if not full_only else True
         with self._lock:
-            return self._pending == 0 and not self._params
+            return self._pending == 0 and not self._params and tails_done
 
     def _guard(self, label: str, send: Any, *args: Any) -> str | None:
         try:
@@ -215,6 +263,33 @@ class Sender:
                     stream.items.popleft()
                 self._pending -= len(batch)
                 self._room.notify_all()
+
+    def _send_tail(self, tail: _Tail) -> None:
+        """Send the whole lines written since the last acknowledged one, in chunks."""
+        while True:
+            with open(tail.path, "rb") as f:
+                f.seek(tail.offset)
+                chunk = f.read(_TAIL_CHUNK)
+            end = chunk.rfind(b"\n") + 1
+            if end == 0:
+                return
+            chunk = chunk[:end]
+            numbers, points = [], []
+            for m in _METRIC_LINE.finditer(chunk):
+                numbers.append(int(m.group(1)))
+                points.append(m.group(2).decode())
+            if points:
+                follow_on = numbers[-1] - numbers[0] == len(numbers) - 1
+                try:
+                    self.client.append_batch(self.experiment_id, tail.name, points, None, tail.extra,
+                                             writer_id=self.writer_id,
+                                             writer_seqs=numbers[0] if follow_on else numbers, encoded=True)
+                except MLDashError as exc:
+                    if not _permanent(exc):
+                        raise
+                    self.failures.append(StreamFailure(tail.label, numbers[0], numbers[-1], len(numbers),
+                                                       exc.message, exc.hint))
+            tail.offset += end
 
     def _send_batch(self, stream: _Stream, batch: list[tuple[int, Any]]) -> None:
         if stream.kind == "logs":
@@ -274,6 +349,9 @@ class Sender:
                     out[stream.label] = len(stream.items)
             if self._params:
                 out["parameters"] = len(self._params)
+        for tail in self._tails.values():
+            if tail.unread():
+                out[tail.label] = out.get(tail.label, 0) + tail.unread()
         for failure in self.failures:
             out[failure.stream] = out.get(failure.stream, 0) + failure.count
         return out

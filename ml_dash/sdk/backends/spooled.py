@@ -42,6 +42,7 @@ class SpooledRemoteBackend(HybridBackend):
     def __init__(self, spool_run: Path, remote: RemoteBackend) -> None:
         super().__init__(LocalBackend(spool_run, exclusive=True), remote)
         self.spool_run = spool_run
+        self._tailed: set[str | None] = set()
         self._server_url = remote.url
 
     def _hint(self) -> str:
@@ -71,6 +72,27 @@ class SpooledRemoteBackend(HybridBackend):
             shutil.rmtree(self.spool_run, ignore_errors=True)
         elif self.remote is None:
             print(f"ml-dash: the server was unreachable during the run; {self._hint()}", file=sys.stderr)
+
+    # --- metrics: the spool file is the queue (the sender reads what the training loop wrote) ----------
+    def _tail(self, name: str | None, description: str | None, tags: list[str] | None,
+              metadata: dict[str, Any] | None) -> None:
+        if self.remote is None or name in self._tailed or self.remote.sender is None:
+            return
+        self._tailed.add(name)
+        extra = {k: v for k, v in (("description", description), ("tags", tags), ("metadata", metadata)) if v}
+        self.remote.sender.tail(str(name), self.local._require().metric_dir(name) / "data.jsonl", extra or None)
+
+    def append_metric(self, name: str | None, data: dict[str, Any], description: str | None,
+                      tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        result = self.local.append_metric(name, data, description, tags, metadata)
+        self._tail(name, description, tags, metadata)
+        return result
+
+    def append_metric_batch(self, name: str | None, points: list[dict[str, Any]], description: str | None,
+                            tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        result = self.local.append_metric_batch(name, points, description, tags, metadata)
+        self._tail(name, description, tags, metadata)
+        return result
 
     # --- reads: from the server (what every writer of the experiment sent), the spool as fallback -----
     def _read(self, action: str, *args: Any) -> Any:
