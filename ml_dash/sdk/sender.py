@@ -210,12 +210,12 @@ class Sender:
             errors = [self._guard("parameters", self._send_params)]
             for stream in list(self._streams.values()):
                 errors.append(self._guard(stream.label, self._send_stream, stream, full_only))
-            for tail in list(self._tails.values()):
-                errors.append(self._guard(tail.label, self._send_tail, tail))
+            # A tail sent without an error has sent every whole line written before this call.
+            tail_errors = [self._guard(tail.label, self._send_tail, tail) for tail in list(self._tails.values())]
+            errors += tail_errors
             self.last_error = next((e for e in errors if e), None)
-            tails_done = all(t.unread() == 0 for t in self._tails.values()) if not full_only else True
         with self._lock:
-            return self._pending == 0 and not self._params and tails_done
+            return self._pending == 0 and not self._params and not any(tail_errors)
 
     def _guard(self, label: str, send: Any, *args: Any) -> str | None:
         try:
@@ -350,8 +350,9 @@ class Sender:
             if self._params:
                 out["parameters"] = len(self._params)
         for tail in self._tails.values():
-            if tail.unread():
-                out[tail.label] = out.get(tail.label, 0) + tail.unread()
+            lines = tail.unread()
+            if lines:
+                out[tail.label] = out.get(tail.label, 0) + lines
         for failure in self.failures:
             out[failure.stream] = out.get(failure.stream, 0) + failure.count
         return out

@@ -16,10 +16,10 @@ Two fallbacks keep older data exact:
 
 from __future__ import annotations
 
-import bisect
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from ml_dash.api.ranges import in_ranges
 
 __all__ = ["Resume", "resume_for", "stream_key"]
 
@@ -37,8 +37,7 @@ class Resume:
     done: tuple[tuple[int, int], ...]
 
     def has(self, n: int) -> bool:
-        i = bisect.bisect_right(self.done, (n, math.inf)) - 1  # the last range starting at or before n
-        return i >= 0 and self.done[i][1] >= n
+        return in_ranges(self.done, n)
 
     def count(self, items: int) -> int:
         """How many of records 0..items-1 the server has."""

@@ -79,8 +79,8 @@ class SpooledRemoteBackend(HybridBackend):
         if self.remote is None or name in self._tailed or self.remote.sender is None:
             return
         self._tailed.add(name)
-        extra = {k: v for k, v in (("description", description), ("tags", tags), ("metadata", metadata)) if v}
-        self.remote.sender.tail(str(name), self.local._require().metric_dir(name) / "data.jsonl", extra or None)
+        extra = RemoteBackend._extra(description, tags, metadata) or None
+        self.remote.sender.tail(str(name), self.paths.metric_dir(name) / "data.jsonl", extra)
 
     def append_metric(self, name: str | None, data: dict[str, Any], description: str | None,
                       tags: list[str] | None, metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -21,7 +21,6 @@ Errors of sqlite3 and psycopg are translated to :class:`ServerError` here, only 
 
 from __future__ import annotations
 
-import bisect
 import json
 import sqlite3
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ml_dash.api.errors import ServerError
+from ml_dash.api.ranges import in_ranges
 from ml_dash.server.ids import new_id, now_iso, set_node
 from ml_dash.server.storage.migrations import MIGRATIONS
 
@@ -522,7 +522,7 @@ class SqlMetadataStore:
         else:
             fresh, new = [], set()
             for seq in seqs:
-                is_new = seq not in new and not _in_ranges(ranges, seq)
+                is_new = seq not in new and not in_ranges(ranges, seq)
                 fresh.append(is_new)
                 if is_new:
                     new.add(seq)
@@ -644,11 +644,6 @@ class Appended(NamedTuple):
 def _canonical(value: Any) -> str:
     # json.dumps writes NaN/Infinity as tokens, so a diverged loss compares equal to itself.
     return json.dumps(value, sort_keys=True)
-
-
-def _in_ranges(ranges: list[tuple[int, int]], seq: int) -> bool:
-    i = bisect.bisect_right(ranges, (seq, float("inf"))) - 1
-    return i >= 0 and ranges[i][0] <= seq <= ranges[i][1]
 
 
 def _runs(sorted_seqs: list[int]) -> list[tuple[int, int]]:
