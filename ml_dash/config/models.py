@@ -189,6 +189,22 @@ class ServerLimitsConfig(BaseModel):
     max_file_bytes: int = Field(100 * 1024**3, gt=0, description="Largest uploaded file (413 above).")
 
 
+class DashboardConfig(BaseModel):
+    """The web dashboard that ``ml-dash serve`` shows at ``/``."""
+
+    model_config = _STRICT
+    enabled: bool = Field(True, description="Serve the dashboard at / (the REST API is served either way).")
+    owner_token: SecretStr | None = Field(
+        None, description="Login token of the server owner, printed in the dashboard URL; its session sees every "
+                          "namespace (default: a new random token at every start).",
+        json_schema_extra={"secret": True})
+    session_hours: float = Field(12.0, gt=0, le=24 * 90, description="How long a dashboard login lasts.")
+    poll_seconds: float = Field(2.0, gt=0, le=60, description="How often the browser asks a RUNNING experiment "
+                                                              "for what is new.")
+    max_series_points: int = Field(5000, ge=10, le=100_000, description="Most buckets one series request may ask "
+                                                                         "for (the points= parameter).")
+
+
 class ServeConfig(BaseModel):
     """Configuration of ``ml-dash serve``."""
 
@@ -206,6 +222,7 @@ class ServeConfig(BaseModel):
     log_requests: bool = Field(True, description="One JSON line per request on stderr.")
     auth: ServerAuthConfig = Field(default_factory=ServerAuthConfig)
     limits: ServerLimitsConfig = Field(default_factory=ServerLimitsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("data_dir")
     @classmethod

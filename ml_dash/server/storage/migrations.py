@@ -136,3 +136,17 @@ MIGRATIONS.append([
     "(SELECT MAX(id) FROM files WHERE deleted_at IS NULL GROUP BY experiment_id, path, filename)",
     "CREATE UNIQUE INDEX files_live ON files (experiment_id, path, filename) WHERE deleted_at IS NULL",
 ])
+
+# --- version 4: dashboard logins ------------------------------------------------------------------------------
+# A browser session is a random id in a signed HttpOnly cookie; the row makes logout and expiry
+# hold on every server process that shares the database. ``namespace_id`` NULL is the server
+# owner's session (every namespace); ``csrf`` is echoed by the page in X-CSRF-Token.
+MIGRATIONS.append([
+    """CREATE TABLE ui_sessions (
+        id TEXT PRIMARY KEY,
+        namespace_id {ID} REFERENCES namespaces(id),
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT)""",
+])
