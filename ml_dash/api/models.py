@@ -23,6 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "STATUSES",
+    "SeriesBatchIn",
+    "SeriesBatchOut",
+    "SeriesIndexOut",
+    "SeriesItemIn",
+    "SeriesOut",
     "ErrorBody",
     "ErrorDetail",
     "ExperimentCreate",
@@ -169,6 +174,67 @@ class StreamsOut(BaseModel):
                                    description="stream ('logs', 'metric:NAME') -> records appended by some writer")
     writer: dict[str, list[tuple[int, int]]] | None = Field(
         None, description="with ?writer=W: stream -> the ranges [lo, hi] of W's sequence numbers the server has")
+
+
+# --- series (the dashboard's charts; usable from a notebook) -----------------------------------------------
+class SeriesLast(BaseModel):
+    x: Any = None
+    y: float | None = None
+
+
+class SeriesOut(BaseModel):
+    """A metric field bucketed by index: per bucket the mean x and y, the exact min and max of y, the
+    number of points carrying y and how many of them are NaN/±Inf (non-finite numbers are null)."""
+
+    x: list[float | None]
+    y: list[float | None]
+    min: list[float | None]
+    max: list[float | None]
+    count: list[int]
+    nonFinite: list[int]
+    total: int = Field(description="points in the series")
+    cursor: int = Field(description="the total this answer covered: ask since=cursor for what is new")
+    xField: str
+    yField: str
+    last: SeriesLast | None = Field(None, description="the series' last point carrying y")
+    exact: bool = Field(description="every bucket is one point")
+
+
+class SeriesItemIn(_In):
+    experimentId: str
+    metric: str
+    y: str
+    x: str = "index"
+    start: float | None = None
+    end: float | None = None
+    since: int | None = Field(None, ge=0)
+
+
+class SeriesBatchIn(_In):
+    points: int = Field(1000, ge=1, description="buckets per series (at most serve.dashboard.max_series_points)")
+    series: list[SeriesItemIn] = Field(min_length=1, max_length=500)
+
+
+class SeriesBatchOut(BaseModel):
+    series: list[dict[str, Any]] = Field(description="per request item, in order: a series or {\"error\": {...}}")
+
+
+class SeriesFieldOut(BaseModel):
+    count: int
+    min: float | None
+    max: float | None
+    last: float | None
+
+
+class SeriesMetricOut(BaseModel):
+    name: str
+    total: int
+    fields: dict[str, SeriesFieldOut]
+    xFields: list[str]
+
+
+class SeriesIndexOut(BaseModel):
+    metrics: list[SeriesMetricOut]
 
 
 class ErrorDetail(BaseModel):

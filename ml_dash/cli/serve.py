@@ -4,6 +4,9 @@
     ml-dash serve token create NAME [--namespace NS]   # prints the key once; stored hashed
     ml-dash serve token list
     ml-dash serve token revoke NAME
+
+At start it prints ``dashboard: http://HOST:PORT/?token=...``: the server owner's login to the
+dashboard (every namespace); others sign in there with their API key.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from ml_dash.cli.configured import parse, print_help, resolve_parsed
 from ml_dash.cli.console import print_table
 from ml_dash.errors import ConfigError, MLDashError
 
-DESCRIPTION = ("Run the ml-dash server: the REST API of the ml-dash client, with SQLite and a blob directory "
-               "by default, or PostgreSQL and S3 by URL. Manage API keys with `ml-dash serve token`.")
+DESCRIPTION = ("Run the ml-dash server: the REST API of the ml-dash client and the web dashboard (open the URL "
+               "it prints), with SQLite and a blob directory by default, or PostgreSQL and S3 by URL. Manage API "
+               "keys with `ml-dash serve token`.")
 USAGE = "[--host H] [--port P] [--db URL] [--blobs URL] [--data-dir DIR] [key=value ...] | token create|list|revoke"
 
 
@@ -48,6 +52,17 @@ def main(argv: Sequence[str]) -> int:
         st.close()
 
 
+def dashboard_url(host: str, port: int, token: str) -> str:
+    """The owner's login URL (the Jupyter convention). A server bound to every address is
+    opened through loopback; IPv6 addresses go in brackets."""
+    from urllib.parse import quote
+
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/?token={quote(token, safe='')}"
+
+
 def _serve(st: Any) -> int:
     import uvicorn
 
@@ -60,6 +75,11 @@ def _serve(st: Any) -> int:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 where = f"db {st.db_url.split('@')[-1]}, blobs {st.blobs_url}"
                 legacy = "accepted" if st.legacy_tokens else "refused"
+                # Before "listening on": scripts that wait for that line have read this one too
+                # (and those written for servers without a dashboard need not know of it).
+                shown = dashboard_url(host, port, st.owner_token) if st.cfg.dashboard.enabled else \
+                    "disabled (serve.dashboard.enabled=false)"
+                print(f"dashboard: {shown}", flush=True)
                 print(f"ml-dash server listening on http://{host}:{port} ({where}; 0.5.x username tokens {legacy})",
                       flush=True)
 

@@ -1,6 +1,7 @@
 """``create_app(state)``: the REST API of the ml-dash 0.5.8 client, plus health and resume.
 
-Every route needs a bearer token except ``/health``. Errors are always
+Every route needs a bearer token (or the dashboard's session cookie) except ``/health`` and the
+dashboard's page and login (``/``, ``/assets/*``, ``/ui/login``). Errors are always
 ``{"error": {"code", "message", "hint"}}`` with the status of ``api.errors``; a bad body
 is a 422 naming the field, never a 500.
 """
@@ -11,6 +12,7 @@ import json
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,14 +71,22 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def create_app(st: ServerState) -> FastAPI:
-    from ml_dash.server.routes import experiments, files, graphql, records
+def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
+    """``dist_dir``: where the built dashboard page is (default: the package's ``ui/dist``; tests
+    pass their own)."""
+    from ml_dash.server.routes import experiments, files, graphql, records, series
 
     app = FastAPI(title="ml-dash", version=__version__, docs_url=None, redoc_url=None,
                   description="The REST API of ml-dash (compatible with the ml-dash 0.5.8 client).")
     app.state.ml_dash = st
-    for module in (experiments, records, files, graphql):
+    for module in (experiments, series, records, files, graphql):
         app.include_router(module.router)
+    if st.cfg.dashboard.enabled:  # disabled: no page, no /ui routes, no session cookies (404, as any path)
+        from ml_dash.server.routes import browse
+        from ml_dash.server.ui import session, static
+
+        for router in (session.router, browse.router, static.make_router(dist_dir)):
+            app.include_router(router)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

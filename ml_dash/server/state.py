@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import secrets as secrets_module
@@ -14,18 +15,29 @@ from ml_dash.api.auth import LEGACY_SECRET, SLUG, hash_api_key, verify_jwt
 from ml_dash.api.errors import ServerError
 from ml_dash.config.models import ServeConfig
 from ml_dash.server.storage.blobs import BlobStore
+from ml_dash.server.storage.browse import experiment_by_id
 from ml_dash.server.storage.registry import open_blob_store, open_metadata_store
 from ml_dash.server.storage.sql import SqlMetadataStore
 
-__all__ = ["KEY_CACHE_SECONDS", "Principal", "ServerState", "is_loopback"]
+__all__ = ["KEY_CACHE_SECONDS", "OWNER", "OWNER_SLUG", "Principal", "ServerState", "is_loopback"]
 
 KEY_CACHE_SECONDS = 2.0
 
 
+OWNER_SLUG = "(owner)"  # shown in the request log for the server owner's dashboard session
+
+
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling: a namespace (API key, username token, or a key's dashboard session), or the
+    server owner (the printed dashboard token), who reads every namespace and owns none."""
+
     namespace_id: int
     slug: str
+    owner: bool = False
+
+
+OWNER = Principal(0, OWNER_SLUG, owner=True)  # namespace ids are never 0 (see ids.new_id)
 
 
 def is_loopback(host: str) -> bool:
@@ -61,6 +73,9 @@ class ServerState:
         self.legacy_tokens = is_loopback(cfg.host) if legacy is None else legacy
         self._jwt_secrets = [self.secret] + ([LEGACY_SECRET] if self.legacy_tokens else [])
         self._key_cache: dict[str, tuple[Principal, float]] = {}
+        owner = cfg.dashboard.owner_token
+        # The dashboard URL's login token: configured, or new at every start (printed by `ml-dash serve`).
+        self.owner_token = owner.get_secret_value() if owner else secrets_module.token_urlsafe(24)
 
     def _load_or_make_secret(self) -> str:
         path = self.data_dir / "secret.json"
@@ -109,12 +124,22 @@ class ServerState:
         self._key_cache[digest] = (principal, time.monotonic() + KEY_CACHE_SECONDS)
         return principal
 
+    def owner_token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self.owner_token.encode())
+
     def experiment(self, principal: Principal, experiment_id: str) -> dict[str, Any]:
-        """The experiment if it belongs to the caller's namespace; 403 otherwise (existing or not)."""
+        """The experiment if it belongs to the caller's namespace (the owner: any namespace);
+        403 otherwise (existing or not)."""
         try:
             numeric = int(experiment_id)
         except ValueError:
             numeric = -1
+        if principal.owner:
+            row = experiment_by_id(self.store, numeric) if numeric >= 0 else None
+            if row is None:
+                raise ServerError("not_found", f"experiment {experiment_id} does not exist",
+                                  hint="open the experiment from the dashboard's project list")
+            return row
         row = self.store.get_experiment(principal.namespace_id, numeric) if numeric >= 0 else None
         if row is None:
             raise ServerError("forbidden", f"experiment {experiment_id} is not in namespace '{principal.slug}'",

@@ -23,6 +23,7 @@ class LiveServer:
     data_dir: Path
     process: subprocess.Popen[str]
     env: dict[str, str]
+    dashboard_url: str | None = None  # the owner's login URL the server printed (None: dashboard disabled)
 
     def token(self, name: str, namespace: str) -> str:
         out = subprocess.run([ML_DASH, "serve", "token", "create", name, "--namespace", namespace,
@@ -59,12 +60,15 @@ def live_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] 
                                  str(data_dir), *extra], env=full_env, stdout=subprocess.PIPE, stderr=log, text=True,
                                 cwd=REPO if plain else None)
     deadline = time.monotonic() + 60
-    url = None
+    url = dashboard_url = None
     assert proc.stdout is not None
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
+        shown = re.match(r"dashboard: (http://\S+)", line)  # printed just before "listening on"
+        if shown:
+            dashboard_url = shown.group(1)
         m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
         if m:
             url = m.group(1)
@@ -74,7 +78,7 @@ def live_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] 
         proc.wait()
         proc.stdout.close()
         raise RuntimeError(f"ml-dash serve did not start: {(data_dir / 'server.log').read_text()}")
-    server = LiveServer(url=url, data_dir=data_dir, process=proc, env=full_env)
+    server = LiveServer(url=url, data_dir=data_dir, process=proc, env=full_env, dashboard_url=dashboard_url)
     try:
         yield server
     finally:

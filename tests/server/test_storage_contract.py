@@ -29,8 +29,8 @@ def experiment(store: SqlMetadataStore, name: str = "e") -> int:
 def test_migrations_are_versioned_and_idempotent(store: SqlMetadataStore) -> None:
     from ml_dash.server.storage.migrations import MIGRATIONS
 
-    assert store.migrate() == len(MIGRATIONS) == 3
-    assert store.migrate() == 3
+    assert store.migrate() == len(MIGRATIONS) == 6
+    assert store.migrate() == len(MIGRATIONS)
 
 
 def test_experiment_upsert_creates_project_and_updates_given_fields(store: SqlMetadataStore) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from ml_dash.server.state import Principal, ServerState
+from ml_dash.server.ui.session import COOKIE, cookie_principal
 
 
 def state(request: Request) -> ServerState:
@@ -12,6 +13,12 @@ def state(request: Request) -> ServerState:
 
 
 def principal(request: Request) -> Principal:
-    found: Principal = state(request).authenticate(request.headers.get("authorization"))
+    """The bearer token's namespace, or (without one) the dashboard session cookie's caller."""
+    st = state(request)
+    authorization = request.headers.get("authorization")
+    if authorization is None and st.cfg.dashboard.enabled and request.cookies.get(COOKIE):
+        found = cookie_principal(request)
+    else:
+        found = st.authenticate(authorization)
     request.state.namespace = found.slug  # for the request log
     return found

@@ -191,16 +191,44 @@ def file_meta(experiment_id: str, file_id: str, st: ServerState = Depends(state)
     return render.file(_file(st, who, experiment_id, file_id))
 
 
+# Shown in the browser with ?inline=1 (the dashboard's previews); the rest always downloads. Text
+# of any kind (HTML, SVG sources, scripts) is shown as plain text, never run in the dashboard's origin.
+_INLINE_MEDIA = ("image/", "video/", "audio/")
+_INLINE_TEXT = ("text/", "application/json", "application/x-ndjson", "application/yaml", "application/x-yaml",
+                "application/toml", "application/xml", "application/javascript")
+# A stored file is the uploader's content: even opened directly it runs no script, loads nothing,
+# and is never sniffed into something else.
+_FILE_HEADERS = {"Content-Security-Policy": "default-src 'none'; img-src 'self' data:; media-src 'self'; "
+                                            "style-src 'unsafe-inline'; sandbox",
+                 "X-Content-Type-Options": "nosniff"}
+
+
+def _disposition(kind: str, filename: str) -> str:
+    from urllib.parse import quote
+
+    plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 @router.get("/experiments/{experiment_id}/files/{file_id}/download")
-def download(experiment_id: str, file_id: str, st: ServerState = Depends(state),
+def download(experiment_id: str, file_id: str, inline: bool = False, st: ServerState = Depends(state),
              who: Principal = Depends(principal)) -> StreamingResponse:
+    """The file's content; ``inline=1``: to be shown in the browser (images, video, audio, text)."""
     row = _file(st, who, experiment_id, file_id)
     if not st.blobs.exists(row["checksum"]):
         raise ServerError("not_found", f"the content of file {file_id} is missing from the blob store",
                           hint="the server's blob store lost it; upload the file again")
-    headers = {"Content-Length": str(row["size_bytes"]),
-               "Content-Disposition": f'attachment; filename="{row["filename"]}"', "X-Checksum-Sha256": row["checksum"]}
-    return StreamingResponse(st.blobs.open(row["checksum"]), media_type=row["content_type"], headers=headers)
+    media = row["content_type"] or "application/octet-stream"
+    kind = "attachment"
+    if inline:
+        base = media.split(";")[0].strip().lower()
+        if base.startswith(_INLINE_TEXT):
+            media, kind = "text/plain; charset=utf-8", "inline"
+        elif base.startswith(_INLINE_MEDIA):
+            kind = "inline"
+    headers = {"Content-Length": str(row["size_bytes"]), "Content-Disposition": _disposition(kind, row["filename"]),
+               "X-Checksum-Sha256": row["checksum"], **_FILE_HEADERS}
+    return StreamingResponse(st.blobs.open(row["checksum"]), media_type=media, headers=headers)
 
 
 @router.patch("/experiments/{experiment_id}/files/{file_id}")

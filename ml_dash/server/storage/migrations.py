@@ -150,3 +150,28 @@ MIGRATIONS.append([
         expires_at TEXT NOT NULL,
         revoked_at TEXT)""",
 ])
+
+# --- version 5: summaries of metric series (the dashboard's series route) -------------------------------------
+# Per (level, block) of a series' positions: point count, storage-time sum/min/max and, per numeric field,
+# [n, sum, min, max, nonFinite, last] (see storage/summaries.py). ``metrics.summarized`` counts the points the
+# rows cover: 0 for series written before this version, which are summarised on their first read.
+MIGRATIONS.append([
+    """CREATE TABLE metric_summaries (
+        metric_id {ID} NOT NULL REFERENCES metrics(id),
+        level INTEGER NOT NULL,
+        block {ID} NOT NULL,
+        points {ID} NOT NULL,
+        t_sum DOUBLE PRECISION NOT NULL,
+        t_min DOUBLE PRECISION NOT NULL,
+        t_max DOUBLE PRECISION NOT NULL,
+        fields {JSON} NOT NULL,
+        PRIMARY KEY (metric_id, level, block))""",
+    "ALTER TABLE metrics ADD COLUMN summarized {ID} NOT NULL DEFAULT 0",
+])
+
+# --- version 6: the dashboard's experiment table ------------------------------------------------------------
+# Its default order (newest first) and the start-time order become index scans of one project:
+# ~0.2 ms instead of ~8 ms per page at 10,000 experiments.
+MIGRATIONS.append([
+    "CREATE INDEX experiments_by_project_created ON experiments (project_id, created_at)",
+])

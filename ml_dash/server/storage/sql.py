@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from ml_dash.api.errors import ServerError
 from ml_dash.api.ranges import in_ranges
 from ml_dash.server.ids import new_id, now_iso, set_node
+from ml_dash.server.storage import summaries
 from ml_dash.server.storage.migrations import MIGRATIONS
 
 CONFLICT_HINT = "another writer changed the same record at the same moment; retry the request"
@@ -489,9 +490,13 @@ class SqlMetadataStore:
             if fresh:
                 cur.execute("INSERT INTO metric_chunks (metric_id, start_idx, end_idx, data, created_at) "
                             "VALUES (?, ?, ?, ?, ?)", (metric["id"], total, total + len(fresh) - 1, encode(fresh), now))
-                cur.execute("UPDATE metrics SET total = ?, updated_at = ?, last_data_at = ? WHERE id = ?",
-                            (total + len(fresh), now, now, metric["id"]))
-                metric.update(total=total + len(fresh), updated_at=now, last_data_at=now)
+                summarized = int(metric["summarized"])
+                if summarized == total:  # else a series from before the summaries: summarised on its first read
+                    summaries.append(cur, metric["id"], total, fresh, now)
+                    summarized = total + len(fresh)
+                cur.execute("UPDATE metrics SET total = ?, summarized = ?, updated_at = ?, last_data_at = ? "
+                            "WHERE id = ?", (total + len(fresh), summarized, now, now, metric["id"]))
+                metric.update(total=total + len(fresh), summarized=summarized, updated_at=now, last_data_at=now)
             return metric, Appended(len(fresh), len(points) - len(fresh), total, total + len(fresh) - 1,
                                     int(metric["total"]))
 
@@ -560,6 +565,59 @@ class SqlMetadataStore:
     def list_metrics(self, experiment_id: int) -> list[Row]:
         with self._tx(write=False) as cur:
             return cur.all("SELECT * FROM metrics WHERE experiment_id = ? ORDER BY created_at, name", (experiment_id,))
+
+    # --- series (summaries: storage/summaries.py) ------------------------------------------------------
+    def series(self, metric_id: int, query: summaries.SeriesQuery) -> dict[str, Any]:
+        """The bucketed series of a metric (see ``summaries.read_series``)."""
+        for _ in range(3):
+            with self._tx(write=False) as cur:
+                self._snapshot(cur)
+                row = cur.one("SELECT total, summarized FROM metrics WHERE id = ?", (metric_id,))
+                if row is None:
+                    return summaries.read_series(cur, metric_id, 0, query)
+                total = int(row["total"])
+                if int(row["summarized"]) == total and summaries.covered(cur, metric_id) == total:
+                    return summaries.read_series(cur, metric_id, total, query)
+            self._summarize(metric_id)
+        raise ServerError("unavailable", "the series' summaries keep changing under the read",
+                          hint="retry the request")
+
+    def series_fields(self, metric_ids: Sequence[int]) -> dict[int, tuple[int, dict[str, Any]]]:
+        """``{metric id: (points, {field: [n, sum, min, max, nonFinite, last]})}`` from the top-level summaries."""
+        out: dict[int, tuple[int, dict[str, Any]]] = {}
+        for metric_id in metric_ids:
+            for _ in range(3):
+                with self._tx(write=False) as cur:
+                    self._snapshot(cur)
+                    row = cur.one("SELECT total, summarized FROM metrics WHERE id = ?", (metric_id,))
+                    total = int((row or {}).get("total") or 0)
+                    if row is None or int(row["summarized"]) == total:
+                        found = summaries.fields_of(cur, metric_id)
+                        if found[0] == total:
+                            out[metric_id] = found
+                            break
+                self._summarize(metric_id)
+        return out
+
+    def _snapshot(self, cur: _Cursor) -> None:
+        # A read of several statements must see one state of the series: PostgreSQL's default READ
+        # COMMITTED would let an append land between them (SQLite's WAL read transaction is a snapshot).
+        if self.dialect.name == "postgresql":
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def _summarize(self, metric_id: int) -> None:
+        """Bring a series' summaries up to its total (a series from before migration 5, or rows gone
+        missing): under the metric's row lock, from where they are complete, else from scratch."""
+        with self._tx() as cur:
+            row = cur.one("SELECT total, summarized FROM metrics WHERE id = ?" + self.dialect.lock, (metric_id,))
+            if row is None:
+                return
+            total, done = int(row["total"]), int(row["summarized"])
+            if done != summaries.covered(cur, metric_id):
+                done = 0
+            if done < total:
+                summaries.backfill(cur, metric_id, done, total)
+                cur.execute("UPDATE metrics SET summarized = ? WHERE id = ?", (total, metric_id))
 
     def read_points(self, metric_id: int, start: int, limit: int) -> list[tuple[int, Any, str]]:
         """``(index, point, createdAt)`` for indices ``start .. start+limit-1`` that exist."""
@@ -686,6 +744,11 @@ class _Cursor:
     def _rows(self) -> list[Row]:
         names = [d[0] for d in self._cur.description]
         return [dict(zip(names, r, strict=True)) for r in self._cur.fetchall()]
+
+    def tuples(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as tuples, for reads of many rows (no dict per row)."""
+        self.execute(sql, args)
+        return [tuple(r) for r in self._cur.fetchall()]
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         self.execute(sql, args)
