@@ -63,6 +63,17 @@ def _upload(client: ApiClient, exp: str, path: str, content: bytes, tmp: Path) -
                        size=len(content), content_type="application/octet-stream")
 
 
+def _clip(tmp: Path) -> bytes:
+    """Eight frames of H.264, as ``exp.files().save_video`` writes (imageio's own ffmpeg)."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    frames = np.zeros((8, 32, 32, 3), dtype=np.uint8)
+    frames[:, :, :16, 0] = 255
+    iio.imwrite(tmp / "clip.mp4", frames, fps=8, codec="libx264")
+    return (tmp / "clip.mp4").read_bytes()
+
+
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     tmp = tmp_path_factory.mktemp("dashboard")
@@ -80,7 +91,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             alice.append_logs(spike["id"], [
                 {"timestamp": f"2026-11-30T05:00:{i:02d}Z", "level": level, "message": f"{level} line {i}",
                  "metadata": {"i": i}} for i, level in enumerate(["info", "debug", "warn", "error", "info"] * 4)])
-            for path, content in FILES.items():
+            for path, content in {**FILES, "media/clip.mp4": _clip(tmp)}.items():
                 _upload(alice, spike["id"], path, content, tmp)
             alice.set_status(spike["id"], "COMPLETED")
             live = alice.create_experiment("vision", {"name": "live-run"})
@@ -202,6 +213,11 @@ def test_files_preview_and_download(driver: WebDriver, seeded: Seeded) -> None:
     _until(driver, lambda d: d.execute_script(
         "const i = document.querySelector('#file-view img'); return i && i.complete && i.naturalWidth"),
         what="the image preview")
+    wait_for(driver, "a[data-file='media/clip.mp4']").click()
+    duration = _until(driver, lambda d: d.execute_script(
+        "const v = document.querySelector('#file-view video'); return v && v.readyState >= 1 && v.duration"),
+        what="the video's metadata")
+    assert duration == pytest.approx(1.0, abs=0.2)  # 8 frames at 8 fps
     wait_for(driver, "a[data-file='notes/config.json']").click()
     _until(driver, lambda d: '"depth": 18' in d.find_element(By.ID, "file-view").text, what="pretty JSON")
     wait_for(driver, "a[data-file='notes/table.csv']").click()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ml_dash.api.errors import ServerError
-from ml_dash.api.ranges import in_ranges
+from ml_dash.api.ranges import coalesce, in_ranges
 from ml_dash.server.ids import new_id, now_iso, set_node
 from ml_dash.server.storage import summaries
 from ml_dash.server.storage.migrations import MIGRATIONS
@@ -533,7 +533,7 @@ class SqlMetadataStore:
                     new.add(seq)
             runs = _runs(sorted(new))
         if runs:
-            merged = _coalesce(ranges + runs)
+            merged = coalesce(ranges + runs)
             if rows:
                 cur.executemany("DELETE FROM write_marks WHERE experiment_id = ? AND stream = ? AND writer = ? AND "
                                 "lo = ?", [(experiment_id, stream, writer, r[0]) for r in ranges])
@@ -712,16 +712,6 @@ def _runs(sorted_seqs: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((seq, seq))
     return runs
-
-
-def _coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
 
 
 class _Cursor:

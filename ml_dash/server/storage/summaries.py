@@ -53,6 +53,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+from ml_dash.api.ranges import coalesce
 from ml_dash.server.fastjson import dumps, loads
 
 __all__ = ["FANOUT", "LEVELS", "SIZES", "SeriesQuery", "append", "backfill", "covered", "fields_of",
@@ -366,7 +367,7 @@ class _Reader:
 
     def _rows(self, level: int, ranges: Iterable[tuple[int, int]]) -> list[tuple[int, Row]]:
         out: list[tuple[int, Row]] = []
-        for lo, hi in _merge_ranges(ranges):
+        for lo, hi in coalesce(ranges):
             out.extend(_fetch(self.cur, self.metric_id, level, lo, hi))
         return out
 
@@ -379,7 +380,7 @@ class _Reader:
     def read_points(self, ranges: Iterable[tuple[int, int]], into: _Points) -> None:
         """Points with index in the ranges [a, b) (sorted, disjoint), filtered by the x window."""
         y, xf, mode, window = self.q.y, self.q.x, self.xmode, self.window
-        for a, b in _merge_ranges(((a, b - 1) for a, b in ranges)):
+        for a, b in coalesce(((a, b - 1) for a, b in ranges)):
             b += 1
             at = self.cur.one(CHUNK_AT, (self.metric_id, a))
             first = int((at or {}).get("s") or 0)
@@ -562,7 +563,7 @@ class _Reader:
             else:
                 coarse.append((a // SIZES[level], (a + row[0] - 1) // SIZES[level]))
         size = SIZES[level]
-        for lo, hi in _merge_ranges(coarse):
+        for lo, hi in coalesce(coarse):
             for b, n, t_sum, _, _, f in self.cur.tuples(ROWS, (self.metric_id, level, lo, hi)):
                 take(b * size, n, t_sum, _loads_row(f))
         for i, x, yv in zip(pts.idx, pts.x, pts.y, strict=True):
@@ -622,17 +623,6 @@ class _Reader:
                 rows = self._rows(level, [(block * FANOUT, block * FANOUT + FANOUT - 1)])
         finally:
             self.window = saved
-
-
-def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Inclusive ranges, sorted and joined when they touch."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
 
 
 def _sorted_union(a: _Points, b: _Points) -> _Points:
