@@ -28,8 +28,11 @@ from ml_dash.server.state import ServerState
 __all__ = ["create_app"]
 
 
-def _error(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, status_code=status)
+def _error(status: int, code: str, message: str, hint: str | None = None,
+           details: dict[str, Any] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message, "hint": hint}
+    body.update((k, v) for k, v in (details or {}).items() if k not in body)  # never replacing those three
+    return JSONResponse({"error": body}, status_code=status)
 
 
 class BodyLimit:
@@ -74,18 +77,19 @@ class BodyLimit:
 def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
     """``dist_dir``: where the built dashboard page is (default: the package's ``ui/dist``; tests
     pass their own)."""
-    from ml_dash.server.routes import experiments, files, graphql, records, series
+    from ml_dash.server.routes import dashrc, experiments, files, graphql, records, series
 
     app = FastAPI(title="ml-dash", version=__version__, docs_url=None, redoc_url=None,
                   description="The REST API of ml-dash (compatible with the ml-dash 0.5.8 client).")
     app.state.ml_dash = st
-    for module in (experiments, series, records, files, graphql):
+    # dashrc: always on (also with the dashboard off): `ml-dash upload`/`download` move .dashrc files through it
+    for module in (experiments, series, records, files, graphql, dashrc):
         app.include_router(module.router)
     if st.cfg.dashboard.enabled:  # disabled: no page, no /ui routes, no session cookies (404, as any path)
-        from ml_dash.server.routes import browse
+        from ml_dash.server.routes import browse, compare
         from ml_dash.server.ui import session, static
 
-        for router in (session.router, browse.router, static.make_router(dist_dir)):
+        for router in (session.router, browse.router, compare.router, static.make_router(dist_dir)):
             app.include_router(router)
 
     @app.get("/health")
@@ -94,7 +98,7 @@ def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
 
     @app.exception_handler(ServerError)
     async def server_error(request: Request, exc: ServerError) -> JSONResponse:
-        return _error(exc.status or 500, exc.code, exc.message, exc.hint)
+        return _error(exc.status or 500, exc.code, exc.message, exc.hint, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -104,16 +104,22 @@ async def series_batch(body: SeriesBatchIn, st: ServerState = Depends(state),
 def series_index(experiment_id: str, st: ServerState = Depends(state),
                  who: Principal = Depends(principal)) -> Response:
     exp = st.experiment(who, experiment_id)
-    metrics = st.store.list_metrics(exp["id"])
-    found = st.store.series_fields([int(m["id"]) for m in metrics])
-    out = []
-    for m in metrics:
-        _, fields = found.get(int(m["id"]), (0, {}))
-        names = sorted(fields)
-        x_fields = [f for f in X_FIRST if f in fields or f in ("timestamp", "index")]
-        x_fields += [f for f in names if f not in X_FIRST]
-        out.append({"name": m["name"], "total": int(m["total"]),
-                    "fields": {f: {"count": fields[f][0] + fields[f][4], "min": fields[f][2], "max": fields[f][3],
-                                   "last": fields[f][5]} for f in names},
-                    "xFields": x_fields})
-    return _json({"metrics": out})
+    return _json({"metrics": metrics_index(st, [int(exp["id"])])[int(exp["id"])]})
+
+
+def metrics_index(st: ServerState, experiment_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every metric of the experiments (already access-checked) with its numeric fields'
+    count/min/max/last and the x-axes it can be drawn against: one summaries query for all."""
+    metrics = {e: st.store.list_metrics(e) for e in experiment_ids}
+    found = st.store.series_fields([int(m["id"]) for ms in metrics.values() for m in ms])
+    return {e: [_metric_entry(m, found.get(int(m["id"]), (0, {}))[1]) for m in ms] for e, ms in metrics.items()}
+
+
+def _metric_entry(m: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    names = sorted(fields)
+    x_fields = [f for f in X_FIRST if f in fields or f in ("timestamp", "index")]
+    x_fields += [f for f in names if f not in X_FIRST]
+    return {"name": m["name"], "total": int(m["total"]),
+            "fields": {f: {"count": fields[f][0] + fields[f][4], "min": fields[f][2], "max": fields[f][3],
+                           "last": fields[f][5]} for f in names},
+            "xFields": x_fields}

@@ -3,6 +3,7 @@ import "uplot/dist/uPlot.min.css";
 import {api, setCsrf, whenUnauthenticated} from "./api.js";
 import {errorBox, fill, h} from "./dom.js";
 import {formatHash, parseHash} from "./lib/route.js";
+import {renderCompare} from "./views/compare.js";
 import {renderExperiment} from "./views/experiment.js";
 import {renderHome, renderNamespace} from "./views/home.js";
 import {renderLogin} from "./views/login.js";
@@ -87,6 +88,7 @@ async function show() {
   const ctx = {session, navigate, state};
   const views = {
     home: renderHome, namespace: renderNamespace, project: renderProject, experiment: renderExperiment,
+    compare: renderCompare,
   };
   const view = views[state.view];
   if (!view) {

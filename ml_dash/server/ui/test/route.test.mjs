@@ -99,3 +99,13 @@ test("parseHash tolerates encodings browsers produce and malformed escapes", () 
   assert.deepEqual(parseHash("#/ns/a/p/b?flag&q=").query, {flag: "", q: ""});
   assert.deepEqual(parseHash("#/ns/a/p/b?&&q=1&").query, {q: "1"});
 });
+
+test("the compare view: parse, format, round trip", () => {
+  const s = parseHash("#/ns/a/p/sweep%201/compare?ids=1,2,3&group=params.lr&band=std&diff=1");
+  assert.equal(s.view, "compare");
+  assert.equal(s.project, "sweep 1");
+  assert.deepEqual(s.query, {ids: "1,2,3", group: "params.lr", band: "std", diff: "1"});
+  assert.equal(formatHash(s), "#/ns/a/p/sweep%201/compare?ids=1,2,3&group=params.lr&band=std&diff=1");
+  assert.equal(parseHash("#/ns/a/p/b/other").view, "notfound");
+  assert.equal(parseHash("#/ns/a/p/b/compare/x").view, "notfound");
+});

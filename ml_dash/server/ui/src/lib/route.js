@@ -4,8 +4,9 @@
 //   #/ns/{ns}                    projects of a namespace
 //   #/ns/{ns}/p/{project}        experiment table   (query: folder q status tag sort order page cols)
 //   #/ns/{ns}/p/{project}/e/{id}/{tab}             (query: m x log smooth zoom level q file)
+//   #/ns/{ns}/p/{project}/compare  compare runs    (query: ids folder m x group band log smooth diff pc sx sy)
 
-/** @typedef {"login"|"home"|"namespace"|"project"|"experiment"|"notfound"} View */
+/** @typedef {"login"|"home"|"namespace"|"project"|"experiment"|"compare"|"notfound"} View */
 /** @typedef {"overview"|"params"|"metrics"|"logs"|"files"} Tab */
 /**
  * @typedef {object} RouteState
@@ -24,6 +25,7 @@ const QUERY_ORDER = {
   login: ["error"],
   project: ["folder", "q", "status", "tag", "sort", "order", "page", "cols"],
   experiment: ["m", "x", "log", "smooth", "zoom", "level", "q", "file"],
+  compare: ["ids", "folder", "m", "x", "group", "band", "log", "smooth", "diff", "pc", "sx", "sy"],
 };
 
 /** @param {string} s */
@@ -96,6 +98,7 @@ export function parseHash(hash) {
   if (n === 2) return state("namespace", {ns, query});
   if (k1 !== "p") return {view: "notfound"};
   if (n === 4) return state("project", {ns, project, query});
+  if (n === 5 && k2 === "compare") return state("compare", {ns, project, query});
   if (k2 !== "e" || n < 6 || rest.length > 0) return {view: "notfound"};
   const t = tab ?? "overview";
   if (!TABS.includes(/** @type {Tab} */ (t))) return {view: "notfound"};
@@ -127,6 +130,9 @@ export function formatHash(s) {
     case "project":
       return `#/ns/${encodePart(need(s.ns, "ns"))}/p/${encodePart(need(s.project, "project"))}` +
         formatQuery(q, QUERY_ORDER.project);
+    case "compare":
+      return `#/ns/${encodePart(need(s.ns, "ns"))}/p/${encodePart(need(s.project, "project"))}/compare` +
+        formatQuery(q, QUERY_ORDER.compare);
     case "experiment":
       return `#/ns/${encodePart(need(s.ns, "ns"))}/p/${encodePart(need(s.project, "project"))}` +
         `/e/${encodePart(need(s.id, "id"))}/${s.tab || "overview"}${formatQuery(q, QUERY_ORDER.experiment)}`;

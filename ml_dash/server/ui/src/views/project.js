@@ -45,10 +45,35 @@ export function renderProject(root, ctx) {
       go({status: [...chosen].join(",")});
     }}), h("span", {class: `status ${s}`}, s.toLowerCase()))));
   const colsBox = h("details", {class: "cols"}, h("summary", null, "Columns"), h("p", {class: "muted"}, "…"));
+  // Ticked runs stay ticked across pages and filters (per project, for this browser tab).
+  const store = `ml-dash-compare:${ns}/${project}`;
+  const picked = new Set(JSON.parse(sessionStorage.getItem(store) || "[]"));
+  const compareButton = h("button", {type: "button", id: "compare", class: "primary", onclick: () => ctx.navigate(
+    {view: "compare", ns, project, query: {ids: [...picked].join(",")}})});
+  const folderButton = h("button", {type: "button", id: "compare-folder", onclick: () => ctx.navigate(
+    {view: "compare", ns, project, query: {folder: q.folder || ""}})}, "Compare this folder");
+  const clearButton = h("button", {type: "button", id: "compare-clear", onclick: () => {
+    picked.clear();
+    sessionStorage.removeItem(store);
+    for (const box of tableBox.querySelectorAll("td.pick input")) box.checked = false;
+    showPicked();
+  }}, "Clear");
+  const showPicked = () => {
+    fill(compareButton, `Compare ${picked.size} runs`);
+    compareButton.disabled = picked.size < 2;
+    clearButton.hidden = picked.size === 0;
+  };
+  const pick = (id, on) => {
+    if (on) picked.add(id);
+    else picked.delete(id);
+    sessionStorage.setItem(store, JSON.stringify([...picked]));
+    showPicked();
+  };
+  showPicked();
   fill(root, h("div", {class: "project"},
     h("aside", null, h("h2", null, project), tree),
     h("section", null,
-      h("div", {class: "toolbar"}, search, tag, statusBox, colsBox),
+      h("div", {class: "toolbar"}, search, tag, statusBox, colsBox, compareButton, clearButton, folderButton),
       tableBox)));
   const again = refocus ? document.getElementById(refocus) : null;
   refocus = "";
@@ -66,7 +91,7 @@ export function renderProject(root, ctx) {
       query: {namespace: ns, folder: q.folder, recursive: 1, status: q.status, tag: q.tag, q: q.q,
         sort: q.sort || "createdAt", order: q.order || "desc", offset: page * PAGE, limit: PAGE,
         metrics: metricCols, params: paramCols}});
-    const fresh = experimentTable(doc, {ns, project, q, metricCols, paramCols, page, go});
+    const fresh = experimentTable(doc, {ns, project, q, metricCols, paramCols, page, go, picked, pick});
     if (!patchRows(tableBox, fresh)) fill(tableBox, fresh);
     fill(colsBox, h("summary", null, "Columns"), columnChooser(doc, cols, (next) => go({cols: next.join(",")})));
     // A page showing a RUNNING experiment refreshes itself (one page: the cost does not grow).
@@ -98,19 +123,22 @@ function folderList(folders, current, choose) {
   return h("ul", null, h("li", null, link("", "All experiments", count(root)), branch(root)));
 }
 
-function experimentTable(doc, {ns, project, q, metricCols, paramCols, page, go}) {
+function experimentTable(doc, {ns, project, q, metricCols, paramCols, page, go, picked, pick}) {
   const sort = q.sort || "createdAt";
   const order = q.order || "desc";
   const head = (key, label) => h("th", {scope: "col", "aria-sort": sort === key ? (order === "asc" ? "ascending"
     : "descending") : null}, h("button", {type: "button", class: "sort", onclick: () => go({sort: key,
     order: sort === key && order === "desc" ? "asc" : "desc"})}, label, sort === key ? (order === "asc" ? " ▲"
     : " ▼") : ""));
-  const headers = [head("name", "Name"), head("status", "Status"), h("th", {scope: "col"}, "Tags"),
+  const headers = [h("th", {scope: "col", class: "pick"}, h("span", {class: "sr-only"}, "Compare")),
+    head("name", "Name"), head("status", "Status"), h("th", {scope: "col"}, "Tags"),
     head("createdAt", SORTABLE.createdAt), head("startedAt", SORTABLE.startedAt), head("endedAt", SORTABLE.endedAt),
     head("duration", SORTABLE.duration),
     metricCols.map((m) => h("th", {scope: "col", class: "num"}, m)),
     paramCols.map((p) => h("th", {scope: "col", class: "num"}, p))];
   const rows = doc.items.map((e) => h("tr", {dataset: {id: e.id}},
+    h("td", {class: "pick"}, h("input", {type: "checkbox", "aria-label": `Compare ${e.name}`, checked: picked.has(e.id),
+      onchange: (ev) => pick(e.id, ev.target.checked)})),
     h("td", null, h("a", {href: formatHash({view: "experiment", ns, project, id: e.id, tab: "overview"})}, e.name),
       e.folder ? h("div", {class: "muted small"}, e.folder) : null),
     h("td", null, h("span", {class: `status ${e.status}`}, e.status)),
@@ -135,7 +163,7 @@ function experimentTable(doc, {ns, project, q, metricCols, paramCols, page, go})
 }
 
 /**
- * A refresh showing the same rows updates their cells in place (not the name links), so focus,
+ * A refresh showing the same rows updates their cells in place (not tick boxes, not name links), so focus,
  * selection and element references survive the live refresh; otherwise the caller re-renders.
  */
 function patchRows(box, fresh) {
@@ -147,7 +175,7 @@ function patchRows(box, fresh) {
   const oldRows = table.tBodies[0].rows;
   const newRows = next.tBodies[0].rows;
   for (let r = 0; r < oldRows.length; r++) {
-    for (let c = 1; c < oldRows[r].cells.length; c++) {
+    for (let c = 2; c < oldRows[r].cells.length; c++) { // not the tick box nor the name link
       if (oldRows[r].cells[c].innerHTML !== newRows[r].cells[c].innerHTML) {
         oldRows[r].cells[c].replaceWith(newRows[r].cells[c].cloneNode(true));
       }
