@@ -16,6 +16,13 @@ Goals (issue 12): <= 50 ms for 10M points, >= 100x faster than the full read.
 chromium-driver): the time from navigation start until the metrics tab of an experiment with 20
 metrics x 100,000 points has drawn its charts, beside the same page over 1,000-point metrics.
 Goal: <= 1.5 s.
+
+**Compare.** 100 runs x 1 metric on a real server: the compare view's one batch request against one
+series request per run, and the time until headless Chromium has drawn the compare page (beside
+the page for 2 runs). Goal: <= 1 s.
+
+**``ml-dash show``.** Start-up on a tree of 10 experiments x 1M points: until the list shows them
+all and until every series is imported; first start and restart (``bench/show_startup.py``).
 """
 
 from __future__ import annotations
@@ -138,7 +145,7 @@ def series_bench(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def page_draw(url: str, driver: Any, rounds: int) -> float:
+def page_draw(url: str, driver: Any, rounds: int, mark: str = "ml-dash:charts-drawn") -> float:
     """Median milliseconds from navigation start until the page's charts stood drawn (the
     ``ml-dash:charts-drawn`` mark the metrics tab sets), each round a fresh page load."""
     from selenium.webdriver.support.ui import WebDriverWait
@@ -147,9 +154,9 @@ def page_draw(url: str, driver: Any, rounds: int) -> float:
     for _ in range(rounds + 1):  # the first load warms the caches, as a user's second visit
         driver.get("about:blank")
         driver.get(url)
-        mark = WebDriverWait(driver, 60).until(lambda d: d.execute_script(
-            "const m = performance.getEntriesByName('ml-dash:charts-drawn'); return m.length ? m[0].startTime : null"))
-        times.append(float(mark))
+        drawn = WebDriverWait(driver, 60).until(lambda d: d.execute_script(
+            "const m = performance.getEntriesByName(arguments[0]); return m.length ? m[0].startTime : null", mark))
+        times.append(float(drawn))
     return statistics.median(times[1:])
 
 
@@ -192,6 +199,63 @@ def page_draw_bench(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def compare_bench(args: argparse.Namespace) -> list[str]:
+    """Compare of ``--compare-runs`` experiments x 1 metric on a real ``ml-dash serve``: the one
+    batch request the compare view makes against one series request per run, then the time
+    headless Chromium takes to draw the compare page (beside the same page for 2 runs)."""
+    import httpx
+
+    from ml_dash.api.client import ApiClient
+    from tests.helpers.browser import Chrome, missing_browser
+    from tests.helpers.server import live_server
+
+    runs, n = args.compare_runs, args.compare_points
+    lines = [f"compare of {runs} runs x 1 metric of {n:,} points (real ml-dash serve on 127.0.0.1, median of "
+             f"{args.rounds})"]
+    with tempfile.TemporaryDirectory(prefix="ml-dash-compare-") as tmp:
+        with live_server(Path(tmp) / "server", "log_requests=false") as server:
+            key = server.token("bench", "bench")
+            client = ApiClient(server.url, key)
+            ids = []
+            for r in range(runs):
+                exp = client.create_experiment("bench", {"name": f"run-{r:03d}", "folder": "sweep"})
+                ids.append(exp["id"])
+                client.append_batch(exp["id"], "train", [f'{{"step":{i},"loss":{math.exp(-i / (500 + r))!r}}}'
+                                                         for i in range(n)], None, encoded=True)
+            client.close()
+            points = max(200, 20_000 // runs)  # what the compare view asks for with this many runs
+            http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            body = {"points": points, "series": [{"experimentId": i, "metric": "train", "y": "loss", "x": "step"}
+                                                 for i in ids]}
+            batch = timed(lambda: http.post("/series", json=body).raise_for_status(), args.rounds)
+            one_by_one = timed(lambda: [http.get(f"/experiments/{i}/metrics/train/series", params={
+                "y": "loss", "x": "step", "points": points}).raise_for_status() for i in ids], args.rounds)
+            http.close()
+            lines.append(f"  series of all {runs} runs: one batch request {batch:.0f} ms, one request per run "
+                         f"{one_by_one:.0f} ms ({one_by_one / batch:.1f}x)")
+            if missing_browser():
+                lines.append(f"  drawing: skipped ({missing_browser()})")
+                return lines
+            chrome = Chrome()
+            try:
+                chrome.driver.get(server.dashboard_url)
+                base = f"{server.url}/#/ns/bench/p/bench/compare?m=train.loss&ids="
+                two = page_draw(base + ",".join(ids[:2]), chrome.driver, args.rounds, "ml-dash:compare-drawn")
+                many = page_draw(base + ",".join(ids), chrome.driver, args.rounds, "ml-dash:compare-drawn")
+            finally:
+                chrome.quit()
+    lines.append(f"  compare page drawn: {runs} runs {many:.0f} ms, 2 runs {two:.0f} ms ({many / two:.2f}x)")
+    lines.append("  goal: 100 runs x 1 metric drawn <= 1,000 ms")
+    return lines
+
+
+def show_bench(args: argparse.Namespace) -> list[str]:
+    """``ml-dash show`` start-up on a 10 x 1M tree, first start and restart (bench/show_startup.py)."""
+    from bench.show_startup import show_startup
+
+    return show_startup(args)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1_000_000, 10_000_000],
@@ -200,10 +264,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="requests per measurement (the median is shown)")
     parser.add_argument("--page-metrics", type=int, default=20, help="metrics on the page of the browser timing")
     parser.add_argument("--page-points", type=int, default=100_000, help="points per metric of that page")
-    parser.add_argument("--skip", default="", help="sections to leave out, comma separated: series,page")
+    parser.add_argument("--compare-runs", type=int, default=100, help="runs of the compare timing")
+    parser.add_argument("--compare-points", type=int, default=10_000, help="points per run of the compare timing")
+    parser.add_argument("--skip", default="", help="sections to leave out, comma separated: "
+                                                   "series,page,compare,show")
     args = parser.parse_args()
     # Each section measures one thing and returns its lines; they are printed together at the end.
-    named: dict[str, Callable[[argparse.Namespace], list[str]]] = {"series": series_bench, "page": page_draw_bench}
+    named: dict[str, Callable[[argparse.Namespace], list[str]]] = {
+        "series": series_bench, "page": page_draw_bench, "compare": compare_bench, "show": show_bench}
     sections = [fn for name, fn in named.items() if name not in args.skip.split(",")]
     out: list[str] = []
     for section in sections:

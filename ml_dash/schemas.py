@@ -17,9 +17,10 @@ __all__ = ["generate", "main"]
 def generate() -> dict[str, str]:
     """``{relative path below schemas/: JSON text}`` for every model we publish."""
     from ml_dash.records import RECORD_MODELS
+    from ml_dash.records.dashrc import Dashrc
 
     out: dict[str, str] = {}
-    for name, model in RECORD_MODELS.items():
+    for name, model in {**RECORD_MODELS, "dashrc": Dashrc}.items():
         schema = model.model_json_schema(by_alias=True)
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://ml-dash.dev/schemas/records/{name}.schema.json"

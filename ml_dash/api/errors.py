@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ml_dash.errors import ApiError
 
 __all__ = ["CODE_TO_STATUS", "ServerError", "status_for"]
@@ -26,8 +28,13 @@ def status_for(code: str) -> int:
 
 
 class ServerError(ApiError):
-    """Raised inside the server; rendered as ``{"error": {code, message, hint}}``."""
+    """Raised inside the server; rendered as ``{"error": {code, message, hint, **details}}``.
 
-    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
+    ``details``: extra fields of the error object (a ``.dashrc`` error's ``line`` and ``key``);
+    they never replace code, message or hint."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message, status=status_for(code), hint=hint)
         self.code = code
+        self.details = dict(details or {})

@@ -84,7 +84,16 @@ def _reader(name: str, model: str) -> CommandSpec:
 DOWNLOAD = _reader("download", "DownloadConfig")
 LIST = _reader("list", "ListConfig")
 
-SPECS: dict[str, CommandSpec] = {"upload": UPLOAD, "serve": SERVE, "download": DOWNLOAD, "list": LIST}
+SHOW = CommandSpec(
+    name="show",
+    model_path="ml_dash.config.models:ShowConfig",
+    primary="show",
+    file_section="show",
+    env_prefix="ML_DASH_SHOW_",
+)
+
+SPECS: dict[str, CommandSpec] = {"upload": UPLOAD, "serve": SERVE, "download": DOWNLOAD, "list": LIST,
+                                 "show": SHOW}
 
 
 def get_spec(name: str) -> CommandSpec:

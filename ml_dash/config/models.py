@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-__all__ = ["DownloadConfig", "ListConfig", "ReportConfig", "RetryConfig", "ServeConfig", "ServerAuthConfig", "ServerLimitsConfig", "SkipConfig",
-           "UploadConfig"]
+__all__ = ["DownloadConfig", "ListConfig", "ReportConfig", "RetryConfig", "ServeConfig", "ServerAuthConfig", "ServerLimitsConfig", "ShowConfig",
+           "SkipConfig", "UploadConfig"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
 
@@ -225,6 +225,32 @@ class ServeConfig(BaseModel):
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else v
+
+
+class ShowConfig(BaseModel):
+    """Configuration of ``ml-dash show``: the dashboard over a local tree, on loopback, without login."""
+
+    model_config = _STRICT
+    path: Path = Field(Path(".ml-dash"), description="Local storage directory to show (either layout); never "
+                                                     "written to.", json_schema_extra=flags("PATH"))
+    host: str = Field("127.0.0.1", description="Address to bind: a loopback address only (no login is asked).",
+                      json_schema_extra=flags("--host"))
+    port: int = Field(8765, ge=0, le=65535, description="Port to bind (0: any free port).",
+                      json_schema_extra=flags("--port"))
+    open_browser: bool = Field(True, description="Open the dashboard in the web browser (--no-browser: don't).")
+    poll_seconds: float = Field(1.0, gt=0, le=60, description="Seconds between two looks at the tree for new "
+                                                              "experiments and appended lines.")
+    batch_size: int = Field(10_000, gt=0, le=100_000, description="Metric points / log lines per import "
+                                                                   "request.")
+    data_dir: Path | None = Field(None, description="Where the private copy (SQLite + blobs) of each shown tree "
+                                                    "is kept, one directory per tree (default: ~/.ml-dash/show).",
+                                  json_schema_extra=flags("--data-dir"))
+    log_requests: bool = Field(False, description="One JSON line per request on stderr.")
+
+    @field_validator("path", "data_dir")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else v

@@ -6,6 +6,11 @@ Resumable below the experiment: an experiment already on disk is completed, not
 re-fetched (each stream continues from the local count; files present with the same
 checksum are kept). Files are streamed to disk and checksum-verified. Experiments
 and streams run in parallel (``workers``).
+
+``.dashrc`` files come back too: an experiment's into its directory, a folder's (project P,
+folder F) to ``ROOT/F/P/.dashrc``, where this layout keeps P's experiments of F (see
+``upload/dashrc.py``). A local ``.dashrc`` that differs from the server's is kept (and said)
+unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from ml_dash.api.client import ApiClient
 from ml_dash.api.connect import client_for
 from ml_dash.config.models import DownloadConfig
 from ml_dash.errors import MLDashError
-from ml_dash.records.layout import experiment_dir
+from ml_dash.records.dashrc import DASHRC_FILE
+from ml_dash.records.jsonio import atomic_write_text
+from ml_dash.records.layout import experiment_dir, folder_parts
 from ml_dash.sdk.backends.base import ExperimentSpec
 from ml_dash.sdk.backends.local import LocalBackend
 from ml_dash.sdk.files_util import sha256_file
@@ -43,7 +50,7 @@ class _Result:
     key: str
     display: str
     counts: dict[str, int] = field(default_factory=lambda: {"params": 0, "logs": 0, "points": 0, "files": 0,
-                                                             "bytes": 0})
+                                                             "bytes": 0, "dashrc": 0})
     errors: list[str] = field(default_factory=list)
 
 
@@ -108,6 +115,9 @@ class _Downloader:
                 have = {(f["path"], f["filename"], f["checksum"]) for f in local.list_files(None, None)}
                 jobs += [self.pool.submit(self._file, local, exp_id, f, result)
                          for f in self.client.list_files(exp_id) if (f["path"], f["filename"], f["checksum"]) not in have]
+            text = self._get_text(f"/experiments/{exp_id}/dashrc")
+            if text is not None and write_dashrc(target / DASHRC_FILE, text, self.cfg.overwrite):
+                self._count(result, "dashrc", 1)
         except Exception as exc:  # noqa: BLE001 - one experiment's failure, whatever it is, is only its own
             result.errors.append(describe(exc))
         finally:
@@ -160,6 +170,29 @@ class _Downloader:
             if not page.get("hasMore") or not points:
                 return
 
+    def _get_text(self, path: str, params: dict[str, str] | None = None) -> str | None:
+        """The ``.dashrc`` text at ``/ui{path}``; None when there is none (or the server has no such route)."""
+        response = self.client.request("GET", f"/ui{path}", params=params, ok=(404, 405))
+        return str(response.json()["text"]) if response.status_code == 200 else None
+
+    def folder_dashrcs(self, projects: list[str]) -> tuple[list[Path], list[str]]:
+        """Every folder ``.dashrc`` of these projects into the tree: ``(files written, problems)``."""
+        written: list[Path] = []
+        problems = []
+        for project in projects:
+            params = {"project": project, **({"namespace": self.cfg.namespace} if self.cfg.namespace else {})}
+            try:
+                response = self.client.request("GET", "/ui/dashrc/folders", params=params, ok=(404, 405))
+                items = response.json().get("items", []) if response.status_code == 200 else []
+                for item in items:
+                    path = self.cfg.path.joinpath(*folder_parts(item["folder"]), project, DASHRC_FILE)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    if write_dashrc(path, str(item["text"]), self.cfg.overwrite):
+                        written.append(path)
+            except Exception as exc:  # noqa: BLE001 - reported; the experiments are downloaded already
+                problems.append(f"the folder .dashrc files of project {project}: {describe(exc)}")
+        return written, problems
+
     @staticmethod
     def _local_points(local: LocalBackend, name: str) -> int:
         try:
@@ -183,6 +216,22 @@ class _Downloader:
         self._count(result, "bytes", size)
 
 
+def write_dashrc(path: Path, text: str, overwrite: bool) -> bool:
+    """Write the server's ``.dashrc`` text; a different local one is kept (and said) unless ``overwrite``.
+    True when the file now holds ``text``."""
+    try:
+        current = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        current = None
+    if current == text:
+        return True
+    if current is not None and not overwrite:
+        print(f"Warning: {path} differs from the server's .dashrc; kept (--overwrite replaces it)", file=sys.stderr)
+        return False
+    atomic_write_text(path, text, fsync=False)
+    return True
+
+
 def download(cfg: DownloadConfig) -> int:
     client = client_for(cfg, connections=cfg.parallel)
     started = time.perf_counter()
@@ -191,6 +240,7 @@ def download(cfg: DownloadConfig) -> int:
         found = remote_experiments(client, cfg.namespace, cfg.project)
         if cfg.experiment:
             found = [e for e in found if e["name"] == cfg.experiment]
+        projects = sorted({e["project"]["slug"] for e in found})  # their folder .dashrc files come too
         state = UploadState(path=cfg.state_file, local_path=str(cfg.path.resolve()), remote_url=cfg.remote or "")
         if cfg.resume:
             previous = load_state(cfg.state_file)
@@ -210,9 +260,14 @@ def download(cfg: DownloadConfig) -> int:
         with ThreadPoolExecutor(max(1, min(cfg.parallel, len(found) or 1))) as pool:
             results = list(pool.map(lambda e: _tracked(downloader, state, e, progress), found))
         downloader.pool.shutdown()
+        written, problems = downloader.folder_dashrcs(projects)
     finally:
         client.close()
-    return _summary(results, time.perf_counter() - started, state)
+    for path in written:
+        print(f"  ✓ folder .dashrc {path}", file=sys.stderr)
+    for problem in problems:
+        print(f"Error: {problem}", file=sys.stderr)
+    return max(_summary(results, time.perf_counter() - started, state), 1 if problems else 0)
 
 
 class _Progress:
@@ -252,7 +307,9 @@ def _summary(results: list[_Result], seconds: float, state: UploadState) -> int:
             for e in r.errors:
                 print(f"      {e}")
         else:
-            print(f"  ✓ Downloaded ({c['params']} params, {c['logs']} logs, {c['points']} points, {c['files']} files)")
+            dashrc = ", .dashrc" if c["dashrc"] else ""
+            print(f"  ✓ Downloaded ({c['params']} params, {c['logs']} logs, {c['points']} points, {c['files']} files"
+                  f"{dashrc})")
     failed = sum(1 for r in results if r.errors)
     total = sum(r.counts["bytes"] for r in results)
     print(f"\nDownloaded {len(results) - failed}/{len(results)} experiment(s), {total / 1024:.1f} KB of files "

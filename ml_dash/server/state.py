@@ -19,7 +19,8 @@ from ml_dash.server.storage.browse import experiment_by_id
 from ml_dash.server.storage.registry import open_blob_store, open_metadata_store
 from ml_dash.server.storage.sql import SqlMetadataStore
 
-__all__ = ["KEY_CACHE_SECONDS", "OWNER", "OWNER_SLUG", "Principal", "ServerState", "is_loopback"]
+__all__ = ["KEY_CACHE_SECONDS", "OWNER", "OWNER_SLUG", "Principal", "ServerState", "TrustedLoopback", "is_loopback",
+           "loopback_request"]
 
 KEY_CACHE_SECONDS = 2.0
 
@@ -35,6 +36,7 @@ class Principal:
     namespace_id: int
     slug: str
     owner: bool = False
+    read_only: bool = False  # `ml-dash show`'s loopback callers: the tree is the source of truth
 
 
 OWNER = Principal(0, OWNER_SLUG, owner=True)  # namespace ids are never 0 (see ids.new_id)
@@ -47,6 +49,37 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _host_name(host_header: str) -> str:
+    """The name of a Host header: ``127.0.0.1:8765`` → ``127.0.0.1``, ``[::1]:8765`` → ``::1``."""
+    if host_header.startswith("["):
+        return host_header[1:].partition("]")[0]
+    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+
+
+def loopback_request(client_host: str | None, host_header: str | None) -> bool:
+    """A request from this machine, addressed to this machine by name or address. The Host check
+    keeps DNS rebinding out: a web page from elsewhere whose name resolves to 127.0.0.1 reaches a
+    loopback socket, but its requests carry that other name."""
+    return bool(client_host and host_header) and is_loopback(client_host or "") and is_loopback(
+        _host_name(host_header or ""))
+
+
+@dataclass(frozen=True)
+class TrustedLoopback:
+    """``ml-dash show``: loopback callers need no login and read namespace ``namespace``; only the
+    bearer of ``writer_hash`` (the key of show's own importer) writes."""
+
+    namespace_id: int
+    namespace: str
+    writer_hash: str
+    csrf: str
+
+    def principal(self, authorization: str | None) -> Principal:
+        token = authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else ""
+        writer = bool(token) and hmac.compare_digest(hash_api_key(token).encode(), self.writer_hash.encode())
+        return Principal(self.namespace_id, self.namespace, read_only=not writer)
 
 
 def data_dir_for(cfg: ServeConfig) -> Path:
@@ -76,6 +109,16 @@ class ServerState:
         owner = cfg.dashboard.owner_token
         # The dashboard URL's login token: configured, or new at every start (printed by `ml-dash serve`).
         self.owner_token = owner.get_secret_value() if owner else secrets_module.token_urlsafe(24)
+        self.trusted: TrustedLoopback | None = None  # set by trust_loopback (ml-dash show) only
+
+    def trust_loopback(self, namespace: str, writer_key: str) -> None:
+        """No login for loopback callers (``ml-dash show``); refused unless bound to loopback."""
+        if not is_loopback(self.cfg.host):
+            raise ServerError("forbidden", f"a server bound to {self.cfg.host} cannot trust loopback callers",
+                              hint="bind 127.0.0.1 (the default of ml-dash show)")
+        ns = self.store.ensure_namespace(namespace)
+        self.trusted = TrustedLoopback(int(ns["id"]), str(ns["slug"]), hash_api_key(writer_key),
+                                       secrets_module.token_urlsafe(32))
 
     def _load_or_make_secret(self) -> str:
         path = self.data_dir / "secret.json"

@@ -1,6 +1,7 @@
 """Stage 1: find the experiments below a storage root (either layout, any depth).
 
 A directory holding ``experiment.json`` is an experiment and is not descended into,
+and any other directory holding a ``.dashrc`` is noted (a folder's, see ``upload/dashrc.py``);
 so a file that happens to be named experiment.json inside ``files/`` is never taken
 for one (0.5.8 took it). The order is sorted, hence deterministic. Symlink loops and
 unreadable directories are reported and skipped, never fatal.
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml_dash.errors import RecordError
+from ml_dash.records.dashrc import DASHRC_FILE
 from ml_dash.records.experiment import ExperimentRecord
 from ml_dash.records.identity import ExperimentIdentity, identify
 from ml_dash.records.layout import EXPERIMENT_FILE, FILES_MANIFEST, ExperimentPaths
@@ -56,6 +58,11 @@ class DiscoveredExperiment:
         return self.paths.logs_jsonl.is_file()
 
     @property
+    def dashrc(self) -> Path:
+        """Where the experiment's own ``.dashrc`` would be (beside experiment.json)."""
+        return self.path / DASHRC_FILE
+
+    @property
     def has_params(self) -> bool:
         return self.paths.parameters_json.is_file()
 
@@ -72,10 +79,12 @@ class Discovery:
     root: Path
     experiments: list[DiscoveredExperiment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    dashrc_dirs: list[Path] = field(default_factory=list)  # directories (not experiments) holding a .dashrc
 
 
-def _walk(root: Path, problems: list[str]) -> list[Path]:
-    """Directories holding experiment.json, depth-first, sorted, following symlinks once."""
+def _walk(root: Path, problems: list[str], dashrc_dirs: list[Path] | None = None) -> list[Path]:
+    """Directories holding experiment.json, depth-first, sorted, following symlinks once
+    (and, into ``dashrc_dirs``, the other directories holding a ``.dashrc`` file)."""
     found: list[Path] = []
     seen: set[tuple[int, int]] = set()
     stack = [root]
@@ -100,6 +109,8 @@ def _walk(root: Path, problems: list[str]) -> list[Path]:
         if any(e.name == EXPERIMENT_FILE and e.is_file() for e in entries) and directory != root:
             found.append(directory)
             continue
+        if dashrc_dirs is not None and any(e.name == DASHRC_FILE and e.is_file() for e in entries):
+            dashrc_dirs.append(directory)
         subdirs = []
         for entry in entries:
             try:
@@ -117,7 +128,7 @@ def discover(root: Path, project: str | None = None, experiment: str | None = No
     if (root / EXPERIMENT_FILE).is_file():
         result.problems.append(f"{root / EXPERIMENT_FILE}: an experiment directly at the storage root has no "
                                "project directory; give its parent's parent as the path")
-    for directory in _walk(root, result.problems):
+    for directory in _walk(root, result.problems, result.dashrc_dirs):
         try:
             record = load_record(directory / EXPERIMENT_FILE, ExperimentRecord)
             identity = identify(root, directory, record)

@@ -1,9 +1,10 @@
 """Stage 4: execute a frozen plan against the API client.
 
 Per experiment: create it, ask the server which records of this tree it has (see
-``resume.py``), then send only what is missing: parameters, logs, metrics, files (the
-seed's order; streams run in parallel, each in order), and the final status if the tree
-records one. Appends carry the tree's writer id and each record's number in the tree (or,
+``resume.py``), then send only what is missing: parameters, logs, metrics, files, its
+``.dashrc`` (the seed's order; streams run in parallel, each in order), and the final status
+if the tree records one. Then the folders' ``.dashrc`` files. A ``.dashrc`` is read back
+first and only written when the server's text differs (see ``dashrc.py``). Appends carry the tree's writer id and each record's number in the tree (or,
 against older servers, positions), so a retry or a re-run can never duplicate, and other
 writers of the same experiment are never overwritten. One experiment's failure never
 stops another; every failure is in the result. Memory is bounded by
@@ -24,11 +25,12 @@ from ml_dash.errors import ApiError, MLDashError
 from ml_dash.records.logs import LogLine
 from ml_dash.records.metrics import MetricPoint
 from ml_dash.records.read import Problem, iter_jsonl
+from ml_dash.upload.dashrc import FolderDashrc
 from ml_dash.upload.plan import ExperimentPlan, Plan, StreamPlan
 from ml_dash.upload.resume import Resume, resume_for
 from ml_dash.upload.state import UploadState
 
-__all__ = ["Engine", "ExperimentResult", "Progress", "RunResult", "StreamResult"]
+__all__ = ["Engine", "ExperimentResult", "FolderResult", "Progress", "RunResult", "StreamResult"]
 
 
 class Progress(Protocol):
@@ -45,6 +47,21 @@ class StreamResult:
     already: int = 0  # on the server before this run: not sent again
     bytes: int = 0
     error: str | None = None
+    note: str | None = None  # e.g. a .dashrc the server has no place for (an older server)
+
+
+@dataclass
+class FolderResult:
+    """A folder's ``.dashrc``: "sent", "already" (the server had the same text), "unsupported"
+    (the server has no .dashrc routes: not an error) or "failed" (``error`` says why)."""
+
+    item: FolderDashrc
+    outcome: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass
@@ -69,8 +86,7 @@ class ExperimentResult:
 
     @property
     def all_errors(self) -> list[str]:
-        return self.errors + [f"{'logs' if s.kind == 'logs' else f'{s.kind} {s.name}'}: {s.error}"
-                              for s in self.streams if s.error]
+        return self.errors + [f"{_stream_label(s)}: {s.error}" for s in self.streams if s.error]
 
 
 @dataclass
@@ -78,10 +94,11 @@ class RunResult:
     experiments: list[ExperimentResult]
     seconds: float
     requests: int
+    folders: list[FolderResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.experiments)
+        return all(r.ok for r in self.experiments) and all(f.ok for f in self.folders)
 
 
 class _NoProgress:
@@ -127,7 +144,8 @@ class Engine:
                 ThreadPoolExecutor(self.workers, thread_name_prefix="ml-dash-stream") as streams:
             futures = [experiments.submit(self._experiment, e, streams, state, e.key in skip) for e in plan.experiments]
             results = [f.result() for f in futures]
-        return RunResult(results, time.perf_counter() - start, self.client.requests - before)
+        folders = [self._folder_dashrc(f) for f in plan.folder_dashrcs]
+        return RunResult(results, time.perf_counter() - start, self.client.requests - before, folders)
 
     # --- one experiment -------------------------------------------------------------------------------
     def _experiment(self, e: ExperimentPlan, pool: ThreadPoolExecutor, state: UploadState | None,
@@ -149,6 +167,8 @@ class Engine:
                                    [s.name for s in e.streams if s.kind == "metric"])
             for label, problem in e.file_problems:  # found by validation: a failure, never silently dropped
                 result.streams.append(StreamResult("file", label, error=problem))
+            if e.dashrc_problem:
+                result.streams.append(StreamResult("dashrc", ".dashrc", error=e.dashrc_problem))
             live = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
             if e.params:
                 result.streams.append(self._params(e, exp_id, there))
@@ -160,6 +180,8 @@ class Engine:
                     futures.append(pool.submit(self._guard, e, s, send, exp_id, resume))
                 elif s.kind == "file":
                     futures.append(pool.submit(self._guard, e, s, self._file, exp_id, live))
+                elif s.kind == "dashrc":
+                    futures.append(pool.submit(self._guard, e, s, self._dashrc, exp_id))
             result.streams.extend(f.result() for f in futures)
             if e.status and result.ok:
                 self._call(self.client.set_status, exp_id, e.status)
@@ -309,6 +331,53 @@ class Engine:
             result.already = 1
         self.progress.advance(e, entry.sizeBytes)
         return result
+
+
+    # --- .dashrc files ----------------------------------------------------------------------------------
+    def _put_dashrc(self, path: str, params: dict[str, str], text: str) -> str:
+        """Write ``text`` unless the server has it already: "sent", "already" or "unsupported"."""
+        there = self._call(self.client.request, "GET", path, params=params, ok=(404, 405))
+        if there.status_code == 200 and there.json().get("text") == text:
+            return "already"
+        if there.status_code != 200 and _route_missing(there):
+            return "unsupported"
+        self._call(self.client.request, "PUT", path, params=params, json={"text": text})
+        return "sent"
+
+    def _dashrc(self, e: ExperimentPlan, s: StreamPlan, exp_id: str) -> StreamResult:
+        assert s.text is not None
+        result = StreamResult("dashrc", s.name)
+        outcome = self._put_dashrc(f"/ui/experiments/{exp_id}/dashrc", {}, s.text)
+        if outcome == "sent":
+            result.sent, result.bytes = 1, s.bytes
+        elif outcome == "already":
+            result.already = 1
+        else:
+            result.note = "not uploaded: the server has no place for .dashrc files (an older server)"
+        self.progress.advance(e, s.bytes)
+        return result
+
+    def _folder_dashrc(self, f: FolderDashrc) -> FolderResult:
+        if f.check.text is None:  # invalid: found by validation, a failure, never silently dropped
+            return FolderResult(f, "failed", f.check.problem)
+        try:
+            params = {"project": f.project, "folder": f.folder}
+            return FolderResult(f, self._put_dashrc("/ui/dashrc", params, f.check.text))
+        except Exception as exc:  # noqa: BLE001 - one folder's failure is its own, reported
+            return FolderResult(f, "failed", _said(exc))
+
+
+def _stream_label(s: StreamResult) -> str:
+    return s.kind if s.kind in ("logs", "dashrc") else f"{s.kind} {s.name}"
+
+
+def _route_missing(response: Any) -> bool:
+    """A 404/405 that is not our "no .dashrc here" (which has a hint): a server without the routes."""
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        return True
+    return not isinstance(error, dict) or not error.get("hint")
 
 
 def _retryable(exc: ApiError) -> bool:

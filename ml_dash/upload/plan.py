@@ -1,8 +1,9 @@
 """Stage 3: the frozen plan: what will be sent, in which order and in how many requests.
 
 Per experiment, in the seed's order: create the experiment, parameters, logs,
-metrics, files (then the final status when the tree records one). The engine executes
-exactly this; ``--dry-run`` prints it.
+metrics, files, its ``.dashrc`` (then the final status when the tree records one); after
+every experiment, the folders' ``.dashrc`` files. The engine executes exactly this;
+``--dry-run`` prints it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ml_dash.records.files import FileEntry
+from ml_dash.upload.dashrc import FolderDashrc
 from ml_dash.upload.validate import CheckedExperiment
 
 __all__ = ["ExperimentPlan", "Plan", "StreamPlan", "build_plan"]
+
+
+DASHRC_REQUESTS = 2  # at most: read the server's text, write ours when it differs
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -23,7 +28,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class StreamPlan:
-    kind: str  # "params" | "logs" | "metric" | "file"
+    kind: str  # "params" | "logs" | "metric" | "file" | "dashrc"
     name: str
     items: int  # parameters, log lines, metric points, or 1 for a file
     bytes: int
@@ -32,6 +37,7 @@ class StreamPlan:
     file: FileEntry | None = None
     metric_info: dict[str, Any] | None = None  # description/tags/metadata of a metric series
     batch: int = 0  # records per request (logs and metrics)
+    text: str | None = None  # a .dashrc's text (checked)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class ExperimentPlan:
     status: str | None = None  # final status, when the tree records one
     file_problems: tuple[tuple[str, str], ...] = ()  # (file, problem): reported as failures, never sent
     writer_id: str | None = None  # the tree's writer id (see ExperimentRecord.writer_id)
+    dashrc_problem: str | None = None  # its .dashrc is invalid: reported as a failure, never sent
 
     def count(self, kind: str) -> int:
         return sum(s.items for s in self.streams if s.kind == kind)
@@ -71,10 +78,18 @@ class Plan:
     experiments: tuple[ExperimentPlan, ...]
     log_batch: int
     metric_batch: int
+    folder_dashrcs: tuple[FolderDashrc, ...] = ()  # sent after every experiment (their projects exist then)
 
     @property
     def requests(self) -> int:
-        return sum(e.requests for e in self.experiments)
+        return sum(e.requests for e in self.experiments) + DASHRC_REQUESTS * sum(
+            1 for f in self.folder_dashrcs if f.check.ok)
+
+    def describe_dashrcs(self) -> list[str]:
+        """The dry run's lines about .dashrc files (none when the tree has none)."""
+        lines = [f"  {e.display}: {s.source}" for e in self.experiments for s in e.streams if s.kind == "dashrc"]
+        lines += [f"  {f.display}: {f.check.path}" for f in self.folder_dashrcs if f.check.ok]
+        return lines
 
     def describe(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
         """Header and rows of the dry-run table (one row per experiment, then a total)."""
@@ -120,7 +135,8 @@ def _recorded_status(checked: CheckedExperiment) -> str | None:
 
 
 def build_plan(checked: list[CheckedExperiment], *, log_batch: int, metric_batch: int, skip_params: bool = False,
-               skip_logs: bool = False, skip_metrics: bool = False, skip_files: bool = False) -> Plan:
+               skip_logs: bool = False, skip_metrics: bool = False, skip_files: bool = False,
+               folder_dashrcs: tuple[FolderDashrc, ...] = ()) -> Plan:
     plans = []
     for c in checked:
         streams: list[StreamPlan] = []
@@ -138,12 +154,17 @@ def build_plan(checked: list[CheckedExperiment], *, log_batch: int, metric_batch
         if not skip_files:
             for f in c.uploadable_files:
                 streams.append(StreamPlan("file", f.entry.filename, 1, f.entry.sizeBytes, 1, f.blob, f.entry))
+        if c.dashrc is not None and c.dashrc.text is not None:
+            streams.append(StreamPlan("dashrc", ".dashrc", 1, len(c.dashrc.text.encode()), DASHRC_REQUESTS,
+                                      c.dashrc.path, text=c.dashrc.text))
         plans.append(ExperimentPlan(
             key=c.exp.key, display=c.exp.identity.display, project=c.exp.project, name=c.exp.experiment,
             path=c.exp.path, create_body=create_body(c), params=None if skip_params else c.params,
             streams=tuple(streams), invalid_lines=c.invalid_lines,
             skipped_files=sum(1 for f in c.files if f.problem),
             status=_recorded_status(c), writer_id=c.record.writer_id if c.record else None,
+            dashrc_problem=c.dashrc.problem if c.dashrc is not None else None,
             file_problems=() if skip_files else tuple(
                 (f"{f.entry.path.rstrip('/')}/{f.entry.filename}", f.problem) for f in c.files if f.problem)))
-    return Plan(experiments=tuple(plans), log_batch=log_batch, metric_batch=metric_batch)
+    return Plan(experiments=tuple(plans), log_batch=log_batch, metric_batch=metric_batch,
+                folder_dashrcs=folder_dashrcs)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_dash.records.jsonio import atomic_write_text
-from ml_dash.upload.engine import ExperimentResult, RunResult
+from ml_dash.upload.engine import ExperimentResult, FolderResult, RunResult
 
 __all__ = ["print_results", "print_summary", "write_report"]
 
@@ -25,6 +25,8 @@ def _parts(r: ExperimentResult) -> str:
             1 for s in r.streams if s.kind == "metric" and s.sent)), ("files", r.total("file"))):
         if value:
             parts.append(f"{value} {label}")
+    if r.total("dashrc"):
+        parts.append(".dashrc")
     return ", ".join(parts)
 
 
@@ -34,6 +36,8 @@ def _already(r: ExperimentResult) -> str:
         value = r.total(kind, "already")
         if value:
             parts.append(f"{value} {label}")
+    if r.total("dashrc", "already"):
+        parts.append(".dashrc")
     return ", ".join(parts)
 
 
@@ -51,7 +55,15 @@ def _verbose_lines(r: ExperimentResult) -> list[str]:
             lines.append(f"  ✓ Uploaded {s.sent} data points for '{s.name}'{note}")
         elif s.kind == "file":
             lines.append(f"    ✓ {s.name} ({_mb(s.bytes or 0)}){' (already on the server)' if s.already else ''}")
+        elif s.kind == "dashrc":
+            lines.append(f"  ✓ .dashrc {s.note or ('already on the server' if s.already else 'uploaded')}")
     return lines
+
+
+def _folder_line(f: FolderResult) -> str:
+    said = {"sent": "✓ uploaded", "already": "✓ already on the server",
+            "unsupported": "⚠ not uploaded: the server has no place for .dashrc files (an older server)"}
+    return f"  {said.get(f.outcome, '✗ failed')}" if f.ok else f"  ✗ failed: {f.error}"
 
 
 def print_results(run: RunResult, verbose: bool) -> None:
@@ -74,6 +86,9 @@ def print_results(run: RunResult, verbose: bool) -> None:
             print("  ✗ Failed")
             for error in r.all_errors[: None if verbose else 3]:
                 print(f"      {error}")
+    for f in run.folders:
+        print(f"[.dashrc] {f.item.display} ({f.item.check.path})")
+        print(_folder_line(f))
 
 
 def _console() -> Any:
@@ -129,6 +144,19 @@ def print_summary(run: RunResult) -> None:
             print(f"  ✗ {r.plan.display}")
             for error in r.all_errors:
                 print(f"      {error}")
+    folder_failures = [f for f in run.folders if not f.ok]
+    if folder_failures:
+        print("\nFailed .dashrc files:")
+        for f in folder_failures:
+            print(f"  ✗ {f.item.display}: {f.error}")
+
+
+def _dashrc_status(r: ExperimentResult) -> str | None:
+    """The experiment's .dashrc in the report: sent, already, failed, unsupported, or None (has none)."""
+    for s in r.streams:
+        if s.kind == "dashrc":
+            return "failed" if s.error else "sent" if s.sent else "already" if s.already else "unsupported"
+    return None
 
 
 def write_report(path: Path, run: RunResult | None, *, remote: str | None, local_path: Path, exit_code: int,
@@ -143,11 +171,14 @@ def write_report(path: Path, run: RunResult | None, *, remote: str | None, local
                      "files": r.total("file"), "bytes": r.bytes},
             "already_on_server": {"params": r.total("params", "already"), "logs": r.total("logs", "already"),
                                   "metric_points": r.total("metric", "already"), "files": r.total("file", "already")},
+            "dashrc": _dashrc_status(r),
             "invalid_lines": r.plan.invalid_lines, "skipped_files": r.plan.skipped_files,
             "errors": r.all_errors, "seconds": round(r.seconds, 3)})
     doc = {"version": 1, "remote": remote, "local_path": str(local_path.resolve()), "exit_code": exit_code,
            "seconds": round(run.seconds, 3) if run else 0.0, "requests": run.requests if run else 0,
            "experiments": experiments,
+           "folder_dashrcs": [{"project": f.item.project, "folder": f.item.folder, "path": str(f.item.check.path),
+                               "status": f.outcome, "error": f.error} for f in (run.folders if run else [])],
            "totals": {"experiments": len(experiments),
                       "uploaded": sum(1 for e in experiments if e["status"] == "uploaded"),
                       "failed": sum(1 for e in experiments if e["status"] in ("failed", "invalid"))}}

@@ -1,6 +1,7 @@
 """The whole of ``ml-dash upload`` on a resolved configuration, stage by stage.
 
-discover → validate → plan → (dry run: describe) → engine → report. Messages follow the
+discover → validate → plan → (dry run: describe) → engine → report. ``.dashrc`` files ride
+along: an experiment's with it, the folders' after every experiment (see ``upload/dashrc.py``). Messages follow the
 seed document; the exit code is 0 when everything was uploaded, 1 when anything failed
 (or strict validation refused), 2 for configuration errors (raised as ConfigError).
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from ml_dash.api.connect import client_for, require_server, token_for
 from ml_dash.config.models import UploadConfig
 from ml_dash.errors import ApiError, ConfigError
+from ml_dash.upload.dashrc import FolderDashrc, folder_dashrcs
 from ml_dash.upload.discover import DiscoveredExperiment, discover
 from ml_dash.upload.plan import Plan, build_plan, human_bytes
 from ml_dash.upload.state import UploadState, load_state
@@ -59,6 +61,8 @@ def _summary(c: CheckedExperiment) -> str:
         parts.append(f"{len(c.metrics)} metrics")
     if c.files:
         parts.append(f"{len(c.files)} files ({human_bytes(c.file_bytes)})")
+    if c.dashrc is not None:
+        parts.append(".dashrc")
     return ", ".join(parts) or "metadata only"
 
 
@@ -82,6 +86,16 @@ def _print_validation(checked: list[CheckedExperiment], cfg: UploadConfig) -> in
             for detail in c.details:
                 print(f"        {detail}")
     return invalid
+
+
+def _print_folder_checks(folders: list[FolderDashrc], cfg: UploadConfig) -> int:
+    """Invalid folder .dashrc files, as the validation block shows experiments; returns how many."""
+    bad = [f for f in folders if not f.check.ok]
+    for f in bad:
+        hint = f" (hint: {f.check.hint})" if f.check.hint else ""
+        print(f"  {'✗' if cfg.strict else '⚠'} .dashrc of {f.display}:")
+        print(f"      .dashrc is invalid: {f.check.problem}{hint}{'' if cfg.strict else ' (will skip)'}")
+    return len(bad)
 
 
 def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
@@ -126,7 +140,8 @@ def upload(cfg: UploadConfig) -> int:
     state, completed = _resume_state(cfg, root) if not cfg.dry_run else (None, frozenset())
     print(f"Scanning local storage: {root.resolve()}")
     found = discover(root, cfg.project, cfg.experiment)
-    for problem in found.problems:
+    folders, notes = folder_dashrcs(root, found.dashrc_dirs, found.experiments)
+    for problem in found.problems + notes:
         print(f"Warning: {problem}", file=sys.stderr)
     experiments: list[DiscoveredExperiment] = found.experiments
     if not experiments:
@@ -144,13 +159,16 @@ def upload(cfg: UploadConfig) -> int:
     checked = [validator.validate_experiment(e) for e in experiments]
     mark_clashes(checked)
     invalid = _print_validation(checked, cfg)
+    bad_folders = _print_folder_checks(folders, cfg)
     valid = [c for c in checked if c.is_valid]
     if invalid:
         print(f"\n{invalid} experiment(s) failed validation and will be skipped")
-        if cfg.strict:
-            print("Error: Validation failed in --strict mode", file=sys.stderr)
-            _report(cfg, None, 1, checked)
-            return 1
+    if bad_folders:
+        print(f"\n{bad_folders} folder .dashrc file(s) are invalid and will not be uploaded")
+    if cfg.strict and (invalid or bad_folders):
+        print("Error: Validation failed in --strict mode", file=sys.stderr)
+        _report(cfg, None, 1, checked)
+        return 1
     if not valid and experiments:
         print("Error: No valid experiments to upload", file=sys.stderr)
         _report(cfg, None, 1, checked)
@@ -159,9 +177,9 @@ def upload(cfg: UploadConfig) -> int:
     log_batch, metric_batch = cfg.batch_sizes()
     plan = build_plan(valid, log_batch=log_batch, metric_batch=metric_batch, skip_params=cfg.skip.params,
                       skip_logs=cfg.skip.logs,
-                      skip_metrics=cfg.skip.metrics, skip_files=cfg.skip.files)
+                      skip_metrics=cfg.skip.metrics, skip_files=cfg.skip.files, folder_dashrcs=tuple(folders))
     if cfg.dry_run:
-        return _dry_run(cfg, plan, invalid)
+        return _dry_run(cfg, plan, invalid + bad_folders)
     return _execute(cfg, plan, token, state, checked, invalid)
 
 
@@ -179,6 +197,10 @@ def _dry_run(cfg: UploadConfig, plan: Plan, invalid: int) -> int:
             else str(cfg.batch_size))
     print(f"\nPlan (batch size {size}):")
     print_table(header, rows)
+    dashrcs = plan.describe_dashrcs()
+    if dashrcs:
+        print("\n.dashrc files (sent when the server's text differs):")
+        print("\n".join(dashrcs))
     print("\nDRY RUN - No data will be uploaded")
     print("Run without --dry-run to proceed with upload.")
     return 0 if not invalid else 1

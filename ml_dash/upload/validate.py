@@ -25,6 +25,7 @@ from ml_dash.records.metrics import MetricMetadata, MetricPoint
 from ml_dash.records.parameters import ParametersRecord
 from ml_dash.records.read import Problem, iter_jsonl, load_record
 from ml_dash.sdk.files_util import sha256_file
+from ml_dash.upload.dashrc import DashrcCheck, check_dashrc
 from ml_dash.upload.discover import DiscoveredExperiment
 
 __all__ = ["CheckedExperiment", "ExperimentValidator", "FileCheck", "StreamCheck", "ValidationResult"]
@@ -66,6 +67,7 @@ class CheckedExperiment:
     metrics: list[StreamCheck] = field(default_factory=list)
     files: list[FileCheck] = field(default_factory=list)
     deleted_files: int = 0
+    dashrc: DashrcCheck | None = None  # the experiment's own .dashrc, when it has one
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # file:line: problem, for -v
@@ -161,7 +163,16 @@ class ExperimentValidator:
                 result.details += [str(p) for p in check.sample]
         if "files" not in self.skip:
             self._check_files(result)
+        self._check_dashrc(result)
         return result
+
+    def _check_dashrc(self, result: CheckedExperiment) -> None:
+        if not result.exp.dashrc.is_file():
+            return
+        result.dashrc = check_dashrc(result.exp.dashrc)
+        if not result.dashrc.ok:
+            hint = f" (hint: {result.dashrc.hint})" if result.dashrc.hint else ""
+            self._problem(result, f".dashrc is invalid: {result.dashrc.problem}{hint} (will skip)")
 
     def _metric_info(self, result: CheckedExperiment, path: Path, name: str) -> dict[str, Any] | None:
         if not path.is_file():

@@ -175,3 +175,19 @@ MIGRATIONS.append([
 MIGRATIONS.append([
     "CREATE INDEX experiments_by_project_created ON experiments (project_id, created_at)",
 ])
+
+# --- version 7: .dashrc files (declared charts; a folder's saved Compare view) ----------------------------------
+# The YAML text as written (comments and order kept: the dashboard edits it as text), validated on the way
+# in. A folder's is keyed by its project and the folder without outer slashes ("" = the project's root).
+MIGRATIONS.append([
+    """CREATE TABLE folder_dashrc (
+        project_id {ID} NOT NULL REFERENCES projects(id),
+        folder TEXT NOT NULL,
+        text TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (project_id, folder))""",
+    """CREATE TABLE experiment_dashrc (
+        experiment_id {ID} PRIMARY KEY REFERENCES experiments(id),
+        text TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
+])

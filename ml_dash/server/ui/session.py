@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ml_dash.api.auth import hash_api_key
 from ml_dash.api.errors import ServerError
-from ml_dash.server.state import OWNER, Principal, ServerState
+from ml_dash.server.state import OWNER, Principal, ServerState, loopback_request
 from ml_dash.server.storage import browse as queries
 
 __all__ = ["COOKIE", "CSRF_HEADER", "Session", "cookie_principal", "login_owner", "router", "set_cookie"]
@@ -157,7 +157,16 @@ def document(st: ServerState, found: Session) -> dict[str, Any]:
         names = [found.slug]
     return {"owner": found.owner, "namespace": found.slug, "namespaces": names, "csrf": found.csrf,
             "pollSeconds": st.cfg.dashboard.poll_seconds, "maxSeriesPoints": st.cfg.dashboard.max_series_points,
-            "expiresAt": found.expires_at}
+            "expiresAt": found.expires_at, "readOnly": False}
+
+
+def trusted_document(st: ServerState) -> dict[str, Any]:
+    """``ml-dash show``'s session: no login, no cookie, no expiry; namespace ``local``, read-only."""
+    trusted = st.trusted
+    assert trusted is not None
+    return {"owner": False, "namespace": trusted.namespace, "namespaces": [trusted.namespace], "csrf": trusted.csrf,
+            "pollSeconds": st.cfg.dashboard.poll_seconds, "maxSeriesPoints": st.cfg.dashboard.max_series_points,
+            "expiresAt": None, "readOnly": True}
 
 
 # --- failed logins ------------------------------------------------------------------------------------------
@@ -236,8 +245,15 @@ def logout(request: Request, st: ServerState = Depends(_state)) -> JSONResponse:
 
 
 @router.get("/session")
-def session(request: Request, st: ServerState = Depends(_state)) -> dict[str, Any]:
+def session(request: Request, optional: bool = False, st: ServerState = Depends(_state)) -> dict[str, Any]:
+    """The session document; 401 when not logged in, or with ``optional=1`` (the page's first
+    question: a browser logs every 401 it fetches as a console error) ``{"loggedIn": false}``."""
+    if st.trusted is not None and loopback_request(request.client.host if request.client else None,
+                                                   request.headers.get("host")):
+        return trusted_document(st)
     found = request_session(request)
     if found is None:
+        if optional:
+            return {"loggedIn": False}
         raise ServerError("unauthenticated", "not logged in to the dashboard", hint=LOGIN_AGAIN)
     return document(st, found)

@@ -2,11 +2,13 @@
 // error type whose message and hint are shown in place.
 
 export class ApiError extends Error {
-  constructor(status, code, message, hint) {
+  constructor(status, code, message, hint, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
     this.hint = hint;
+    this.line = details.line ?? null; // where a .dashrc went wrong (422 of the .dashrc routes)
+    this.key = details.key ?? null;
   }
 }
 
@@ -33,7 +35,8 @@ export async function api(path, opts = {}) {
   if (opts.body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path + queryString(opts.query), {
+    const qs = queryString(opts.query);
+    response = await fetch(qs && path.includes("?") ? `${path}&${qs.slice(1)}` : path + qs, {
       method, headers, credentials: "same-origin", signal: opts.signal,
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     });
@@ -52,7 +55,7 @@ export async function api(path, opts = {}) {
     const e = (doc && doc.error) || {};
     if (response.status === 401 && !opts.quiet401) onUnauthenticated();
     throw new ApiError(response.status, e.code || "http", e.message || `${response.status} ${response.statusText}`,
-      e.hint || "");
+      e.hint || "", e);
   }
   return doc;
 }

@@ -50,8 +50,9 @@ function onLocation() {
 
 async function loadSession() {
   try {
-    session = await api("/ui/session", {quiet401: true});
-    setCsrf(session.csrf);
+    const doc = await api("/ui/session", {query: {optional: 1}, quiet401: true});
+    session = doc.loggedIn === false ? null : doc;
+    if (session) setCsrf(session.csrf);
   } catch (err) {
     session = null;
     if (err.status !== 401) throw err;
@@ -125,6 +126,10 @@ function header(state) {
       navigate(ns ? {view: "namespace", ns} : {view: "home"});
     }}, h("option", {value: ""}, "all namespaces"),
     session.namespaces.map((ns) => h("option", {value: ns, selected: ns === state.ns}, ns)));
+  }
+  if (session.readOnly) { // ml-dash show: a local tree, no login, nothing to change
+    fill(who, h("span", {class: "muted", id: "read-only"}, "local tree · read-only"));
+    return;
   }
   fill(who, switcher, h("span", {class: "muted"}, session.owner ? "owner" : session.namespace), logout);
 }

@@ -13,6 +13,8 @@ import {formatHash} from "../lib/route.js";
 import {pickDefaultX, toChartData} from "../lib/series.js";
 import {renderParallel} from "../plots/parallel.js";
 import {renderScatter} from "../plots/scatter.js";
+import {toYaml} from "../lib/yaml.js";
+import {loadDashrc, openEditor, renderDeclaredCompare} from "./dashrc.js";
 
 const X_LIKE = new Set(["step", "epoch", "timestamp", "index"]);
 const MAX_CHARTS = 24;
@@ -34,10 +36,28 @@ export function renderCompare(root, ctx) {
 
   const start = async () => {
     let ids = (q.ids || "").split(",").filter(Boolean);
+    let rc = null;
     if (!ids.length && q.folder !== undefined) {
       const page = await api(`/ui/projects/${encodeURIComponent(project)}/experiments`, {signal: controller.signal,
         query: {namespace: ns, folder: q.folder, recursive: 1, limit: 500, sort: "name", order: "asc"}});
       ids = page.items.map((e) => e.id);
+      // A folder's .dashrc is its saved Compare view: which runs, grouping, and its charts.
+      rc = await loadDashrc(folderDashrc(ns, project, q.folder), controller.signal);
+      if (rc && !rc.config) {
+        root.prepend(errorBox(rc.error || {message: "invalid"}, "the folder's .dashrc"));
+        rc = null;
+      }
+      const saved = rc && rc.config.compare;
+      if (saved) {
+        if (saved.experiments.length) {
+          const pathOf = (e) => [e.folder, e.name].filter(Boolean).join("/").replace(/^\/+/, "");
+          ids = page.items.filter((e) => saved.experiments.some((p) => p === e.id ||
+            pathOf(e).startsWith(String(p).replace(/^\/+/, "")))).map((e) => e.id);
+        }
+        if (q.group === undefined && saved.groupBy) q.group = saved.groupBy;
+        if (q.band === undefined && saved.band) q.band = saved.band;
+        if (q.diff === undefined && saved.differencesOnly) q.diff = "1";
+      }
     }
     if (ids.length < 1) {
       fill(status, errorBox({message: "no runs to compare", hint: "tick runs in the experiment table, or pick a folder"}));
@@ -47,10 +67,10 @@ export function renderCompare(root, ctx) {
     const runs = doc.experiments.map((e, i) => ({id: e.experiment.id, name: e.experiment.name,
       folder: e.experiment.folder, status: e.experiment.status, color: colorFor(i),
       params: Object.fromEntries(flattenParams(e.params || {})), metrics: e.metrics}));
-    draw(runs);
+    draw(runs, rc);
   };
 
-  const draw = (runs) => {
+  const draw = (runs, rc) => {
     const keyCount = new Map();
     const xFields = new Set();
     for (const run of runs) {
@@ -102,12 +122,40 @@ export function renderCompare(root, ctx) {
           charts().catch(failed);
         }}), key))));
     const paramsBox = h("section", {id: "compare-params"});
+    const savedBox = h("section", {id: "compare-saved"});
+    const folder = q.folder !== undefined ? q.folder : commonFolder(runs);
+    const edit = (text) => {
+      cleanups.forEach((fn) => fn());
+      cleanups.length = 0;
+      const env = {session: ctx.session, signal: controller.signal};
+      cleanups.push(openEditor(root, {text, saveUrl: folderDashrc(ns, project, folder),
+        title: `.dashrc of folder ${folder || "(project root)"}`, signal: controller.signal,
+        preview: (box, config) => renderDeclaredCompare(box, config, runs, env),
+        onSaved: () => ctx.navigate({view: "compare", ns, project, query: {folder}}),
+        onCancel: () => ctx.navigate({view: "compare", ns, project, query: q}, true)}));
+    };
+    const saveAs = h("button", {type: "button", id: "dashrc-save-as", onclick: () => edit(toYaml({
+      compare: {experiments: runs.map((r) => r.id), ...(q.group ? {groupBy: q.group} : {}),
+        ...(q.band ? {band: q.band} : {}), ...(q.diff === "1" ? {differencesOnly: true} : {})},
+      charts: shared.filter((k) => picked.has(k)).map((k) => ({ctype: "line", title: k, xKey: q.x, yKey: k,
+        ...(q.log === "1" ? {logY: true} : {}),
+        series: runs.map((r) => ({experimentId: r.id, label: r.name, color: r.color}))}))}))},
+    "Save as .dashrc");
     const scatterBox = h("section", {id: "compare-scatter"});
     const parallelBox = h("section", {id: "compare-parallel"});
     fill(root, h("h1", null, `Compare ${runs.length} runs`), legend,
       h("div", {class: "toolbar"}, metricList, h("label", null, "x ", xSelect), h("label", null, "group by ", groupSelect),
-        bandSelect, h("label", null, logY, " log y")),
-      status, grid, paramsBox, scatterBox, parallelBox);
+        bandSelect, h("label", null, logY, " log y"), ctx.session.readOnly ? null : saveAs),
+      savedBox, status, grid, paramsBox, scatterBox, parallelBox);
+    if (rc) {
+      const charts = h("div");
+      fill(savedBox, h("h2", null, `Saved view (.dashrc of ${q.folder || "the project root"})`,
+        ctx.session.readOnly ? null : h("button", {type: "button", id: "dashrc-edit", class: "small",
+          onclick: () => edit(rc.text)}, "Edit .dashrc")),
+      charts);
+      renderDeclaredCompare(charts, rc.config, runs, {session: ctx.session, signal: controller.signal})
+        .then((stop) => cleanups.push(stop)).catch(failed);
+    }
     fill(status);
 
     let live = [];
@@ -181,6 +229,18 @@ export function renderCompare(root, ctx) {
     controller.abort();
     cleanups.forEach((fn) => fn());
   };
+}
+
+/** The address of a folder's .dashrc. */
+function folderDashrc(ns, project, folder) {
+  return `/ui/dashrc?namespace=${encodeURIComponent(ns)}&project=${encodeURIComponent(project)}` +
+    `&folder=${encodeURIComponent(folder || "")}`;
+}
+
+/** The folder every run is in, or "" (the project's root) when they differ. */
+function commonFolder(runs) {
+  const folders = new Set(runs.map((r) => r.folder || ""));
+  return folders.size === 1 ? [...folders][0] : "";
 }
 
 /** A run's series as one line (sorted x; bucket means; log y drops values ≤ 0). */

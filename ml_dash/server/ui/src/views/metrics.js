@@ -7,6 +7,8 @@ import {lineChart} from "../chart.js";
 import {debounce, errorBox, fill, h} from "../dom.js";
 import {formatNumber} from "../lib/format.js";
 import {appendTail, pickDefaultX, toChartData} from "../lib/series.js";
+import {toYaml} from "../lib/yaml.js";
+import {loadDashrc, openEditor, renderDeclared} from "./dashrc.js";
 
 const X_LIKE = new Set(["step", "epoch", "timestamp", "index"]);
 const DEFAULT_CHARTS = 40;
@@ -35,8 +37,37 @@ export function renderMetrics(root, ctx) {
 
   const failed = (err) => err.name !== "AbortError" && fill(status, errorBox(err, "the metrics"));
 
+  const dashrcUrl = `/ui/experiments/${encodeURIComponent(exp)}/dashrc`;
+  let stopDeclared = () => {};
+  /** The .dashrc editor in place of the tab; saving or cancelling shows the tab again. */
+  const edit = (text) => {
+    alive = false;
+    clearTimeout(timer);
+    const env = {id: exp, index: index.metrics, session: ctx.session, signal: ctx.signal};
+    stopDeclared();
+    stopDeclared = openEditor(root, {text, saveUrl: dashrcUrl, title: "This experiment's .dashrc",
+      signal: ctx.signal, preview: (box, config) => renderDeclared(box, config, env),
+      onSaved: () => ctx.setQuery({...q, auto: ""}), onCancel: () => ctx.setQuery(q)});
+  };
+
   const start = async () => {
     index = await api(`/experiments/${encodeURIComponent(exp)}/series`, {signal: ctx.signal});
+    const rc = q.auto === "1" ? null : await loadDashrc(dashrcUrl, ctx.signal);
+    if (rc && !rc.config) { // stored, but no longer valid: say so, draw the automatic charts
+      root.prepend(h("div", null, errorBox(rc.error || {message: "invalid"}, "this experiment's .dashrc"),
+        ctx.session.readOnly ? null : h("button", {type: "button", id: "dashrc-edit", onclick: () => edit(rc.text)},
+          "Edit .dashrc")));
+    } else if (rc) { // the experiment declares its charts
+      fill(controls, h("span", {class: "muted"}, "Charts declared by this experiment's .dashrc"),
+        ctx.session.readOnly ? null : h("button", {type: "button", id: "dashrc-edit", onclick: () => edit(rc.text)},
+          "Edit .dashrc"),
+        h("button", {type: "button", id: "all-metrics", onclick: () => ctx.setQuery({...q, auto: "1"})}, "All metrics"));
+      fill(status);
+      stopDeclared = await renderDeclared(grid, rc.config,
+        {id: exp, index: index.metrics, session: ctx.session, signal: ctx.signal});
+      document.body.dataset.chartsDrawn = String(grid.querySelectorAll("figure").length);
+      return;
+    }
     if (!index.metrics.length) {
       fill(status, h("span", {class: "empty"}, "This experiment has no metrics."));
       return;
@@ -81,9 +112,14 @@ export function renderMetrics(root, ctx) {
         for (const c of charts.values()) c.chart && c.chart.update(chartData(c.doc));
       }, 50)});
     const reset = h("button", {type: "button", id: "reset-zoom", onclick: () => setZoom(null)}, "Reset zoom");
+    const save = h("button", {type: "button", id: "dashrc-save-as", title: "Write these charts into the experiment's "
+      + ".dashrc (opens the editor)", onclick: () => edit(toYaml({metrics: {fields: ["*"]},
+      charts: all.filter((k) => picked.has(k)).map((k) => ({ctype: "line", title: k, xKey: q.x, yKey: k,
+        ...(q.log === "1" ? {logY: true} : {}), ...(Number(q.smooth) > 0 ? {smoothing: Number(q.smooth)} : {})}))}))},
+    "Save as .dashrc");
     return [h("details", {class: "cols"}, h("summary", null, `Metrics (${chosen.length}/${all.length})`), filter, list),
       h("label", null, "x ", xSelect), h("label", null, logY, " log y"),
-      h("label", null, "smoothing ", smooth), reset];
+      h("label", null, "smoothing ", smooth), reset, ctx.session.readOnly ? null : save];
   };
 
   const chartData = (doc) => {
@@ -230,6 +266,7 @@ export function renderMetrics(root, ctx) {
     window.removeEventListener("resize", onResize);
     window.removeEventListener("ml-dash-theme", rebuildCharts);
     for (const c of charts.values()) c.chart && c.chart.destroy();
+    stopDeclared();
   };
 }
 

@@ -18,7 +18,8 @@ export function renderOverview(root, ctx) {
     h("h2", null, "Description"), h("p", {id: "description"}, exp.description || h("span", {class: "muted"}, "none")),
     h("h2", null, "Tags"), h("p", {id: "tags"}, (exp.tags || []).length ? exp.tags.map((t) => h("span", {class: "tag"}, t))
       : h("span", {class: "muted"}, "none")),
-    h("button", {type: "button", id: "edit", onclick: () => edit(exp)}, "Edit description and tags"));
+    ctx.session.readOnly ? null : h("button", {type: "button", id: "edit", onclick: () => edit(exp)},
+      "Edit description and tags"));
   const edit = (exp) => {
     const description = h("textarea", {id: "edit-description", rows: 4, "aria-label": "Description"});
     description.value = exp.description || "";
