@@ -14,6 +14,7 @@ import errno
 import json
 import secrets
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -116,11 +117,9 @@ def _importer_key(st: Any, private: Path) -> str:
 def _serve(st: Any, cfg: Any, root: Path, private: Path, key: str) -> int:
     import uvicorn
 
-    from ml_dash.api.client import ApiClient, RetryPolicy
     from ml_dash.server.app import create_app
-    from ml_dash.server.mirror import Mirror
 
-    holder: dict[str, Mirror] = {}
+    importer = _Importer()  # started now, so its imports overlap the server's start-up
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -130,22 +129,17 @@ def _serve(st: Any, cfg: Any, root: Path, private: Path, key: str) -> int:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             url = f"http://{shown}:{port}/"
-            client = ApiClient(url, key, retry=RetryPolicy(attempts=3, backoff=0.2, timeout=120),
-                               max_connections=8)
-            mirror = holder["mirror"] = Mirror(root, client, private, poll_seconds=cfg.poll_seconds,
-                                               batch=cfg.batch_size)
-            mirror.start()
             print(f"ml-dash show: {url}", flush=True)
             print(f"showing {root} (read-only; private copy in {private})", flush=True)
             print(f"ml-dash server listening on http://{shown}:{port} (namespace {NAMESPACE}, no login on "
                   "loopback)", flush=True)
-            threading.Thread(target=_report_first_pass, args=(mirror,), daemon=True).start()
+            importer.begin({"url": url, "key": key, "root": str(root), "private": str(private),
+                            "poll_seconds": cfg.poll_seconds, "batch": cfg.batch_size})
             if cfg.open_browser:
                 threading.Thread(target=_open_browser, args=(url,), daemon=True).start()
 
         async def shutdown(self, sockets: Any = None) -> None:
-            if "mirror" in holder:
-                holder["mirror"].stop()  # no new requests from the importer while in-flight ones finish
+            importer.stop()  # no new requests from the importer while in-flight ones finish
             await super().shutdown(sockets)
 
     config = uvicorn.Config(create_app(st), host=st.cfg.host, port=st.cfg.port, log_level="warning",
@@ -154,23 +148,64 @@ def _serve(st: Any, cfg: Any, root: Path, private: Path, key: str) -> int:
     try:
         server.run()  # SIGINT/SIGTERM: stop accepting, finish in-flight requests, then return
     finally:
-        if "mirror" in holder:
-            holder["mirror"].stop()
-            holder["mirror"].join(timeout=15)
-            holder["mirror"].client.close()
+        importer.stop()
+        importer.join(timeout=15)
     return 0 if server.started else 1
 
 
-def _report_first_pass(mirror: Any) -> None:
-    mirror.first_done.wait()
-    r = mirror.first_pass
-    if r is None or mirror.stop_event.is_set():
-        return
-    if not r.experiments:
-        print(f"no experiments in {mirror.root} yet; they appear here as soon as the SDK writes them", flush=True)
-        return
-    print(f"imported {r.experiments} experiment(s): {r.points:,} new metric points, {r.logs:,} log lines, "
-          f"{r.files} files in {r.seconds:.1f} s ({r.requests} requests); watching for changes", flush=True)
+class _Importer:
+    """The importer (:mod:`ml_dash.server.mirror`) as a child process: the server and the importer
+    each get a core instead of sharing one GIL. Its stderr is ours (show's log); its stdout lines
+    are printed by us; it stops when we stop it, and by itself when we are gone (its stdin closes)."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.proc = subprocess.Popen([sys.executable, "-m", "ml_dash.server.mirror"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        self._relay: threading.Thread | None = None
+
+    def begin(self, settings: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(settings).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as exc:
+            print(f"ml-dash show: the importer did not start ({exc})", file=sys.stderr, flush=True)
+        self._relay = threading.Thread(target=self._relay_output, name="ml-dash-show-importer", daemon=True)
+        self._relay.start()
+
+    def _relay_output(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            sys.stdout.write(line.decode(errors="replace"))
+            sys.stdout.flush()
+        code = self.proc.wait()
+        if code and not self.stopping:
+            print(f"ml-dash show: the importer stopped (exit status {code}); the dashboard keeps what was "
+                  "imported", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            self.proc.terminate()
+
+    def join(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print("ml-dash show: the importer did not stop in time; killed (it resumes where it was)",
+                  file=sys.stderr, flush=True)
+            self.proc.kill()
+            self.proc.wait()
+        if self._relay is not None:
+            self._relay.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _open_browser(url: str) -> None:

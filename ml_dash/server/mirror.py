@@ -17,6 +17,12 @@ What is added for a tree that keeps growing:
   in the middle of being appended is left for the next pass, then imported whole.
 * **New experiments are listed first.** A pass creates every new experiment (and its parameters)
   before it streams anyone's points, so a large tree is browsable at once.
+* **Experiments fill in together.** A pass reads at most ``SLICE_RECORDS`` records per experiment;
+  the next pass starts at once and goes on from the cursors, so every chart of a large tree fills
+  in at the same pace (an experiment's final status is set once all its records are in).
+* **Its own process.** ``ml-dash show`` runs this as ``python -m ml_dash.server.mirror`` (see
+  :func:`main`), so the server and the importer do not share one GIL; it stops with show, even
+  when show is killed.
 * **Metric points are parsed in blocks** (orjson over a whole batch, the record model only for
   blocks with anything unusual in them), which is what makes the first import of a large tree
   several times faster than the uploader's line-by-line reading. The rules are the same: a line
@@ -34,6 +40,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
+import os
 import sys
 import threading
 import time
@@ -52,7 +60,7 @@ from ml_dash.records.metrics import MetricPoint
 from ml_dash.records.read import MAX_LINE_BYTES, parse_line
 from ml_dash.upload.dashrc import FolderDashrc, folder_dashrcs
 from ml_dash.upload.discover import DiscoveredExperiment, discover
-from ml_dash.upload.engine import Engine, ExperimentResult, StreamResult
+from ml_dash.upload.engine import Engine, ExperimentResult, StreamResult, _said
 from ml_dash.upload.plan import ExperimentPlan, Plan, StreamPlan, build_plan
 from ml_dash.upload.resume import Resume
 from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator, StreamCheck, mark_clashes
@@ -62,6 +70,7 @@ __all__ = ["Mirror", "PassResult", "Tail"]
 CURSORS_FILE = "mirror-cursors.json"
 READ_CHUNK = 4 * 1024 * 1024
 CHECK_BYTES = 4096  # the bytes before a saved cursor that must still be there for it to be trusted
+SLICE_RECORDS = 100_000  # records read per experiment per pass: a large tree's experiments fill in together
 
 
 class _Stopped(MLDashError):
@@ -206,6 +215,15 @@ def log_block(lines: list[bytes]) -> tuple[list[dict[str, Any]], int, bool]:
     return out, bad, False
 
 
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+
+
+def _overlaps(resume: Resume, lo: int, hi: int) -> bool:
+    """Whether the server has any of records ``lo..hi`` (by the resume's ranges)."""
+    return any(a <= hi and b >= lo for a, b in resume.done)
+
+
 def _send_with(send: Callable[[list[tuple[int, Any]], bool], None], finite: bool,
                batch: list[tuple[int, Any]]) -> None:
     send(batch, finite)
@@ -216,12 +234,45 @@ class MirrorEngine(Engine):
     """The upload engine (experiments, resume, parameters, files, status, 413 halving, slots), with
     logs and metrics read from each stream's cursor instead of from its first line."""
 
-    def __init__(self, client: ApiClient, tails: dict[Path, Tail], stop: threading.Event, workers: int) -> None:
+    def __init__(self, client: ApiClient, tails: dict[Path, Tail], stop: threading.Event, workers: int,
+                 slice_records: int | None = None) -> None:
         super().__init__(client, workers=workers)
         self.tails = tails
         self.stop = stop
+        # Records (points and log lines) read per experiment in one pass; what is left is read by
+        # the next pass, so the experiments of a large tree fill in together, not one after another.
+        self.slice_records = slice_records
+        self._budget: dict[Path, int] = {}
+        self._budget_lock = threading.Lock()
+        self.unfinished: set[Path] = set()  # experiments with records left for the next pass
 
-    def _tail_stream(self, s: StreamPlan, resume: Resume,
+    def _take(self, e: ExperimentPlan, wanted: int) -> bool:
+        """Whether experiment ``e`` may read one more block of ``wanted`` records in this pass."""
+        if self.slice_records is None:
+            return True
+        with self._budget_lock:
+            left = self._budget.setdefault(e.path, self.slice_records)
+            if left <= 0:
+                self.unfinished.add(e.path)
+                return False
+            self._budget[e.path] = left - wanted
+            return True
+
+    def _experiment(self, e: ExperimentPlan, pool: Any, state: Any, skip: bool) -> ExperimentResult:
+        """The engine's, with the final status set only once every record of the experiment is in
+        (not after its first slice)."""
+        from dataclasses import replace
+
+        result = super()._experiment(replace(e, status=None), pool, state, skip)
+        result.plan = e
+        if e.status and result.ok and result.experiment_id is not None and e.path not in self.unfinished:
+            try:
+                self._call(self.client.set_status, result.experiment_id, e.status)
+            except Exception as exc:  # noqa: BLE001 - the experiment's failure, reported as the engine does
+                result.errors.append(_said(exc))
+        return result
+
+    def _tail_stream(self, e: ExperimentPlan, s: StreamPlan, resume: Resume,
                      parse: Callable[[list[bytes]], tuple[list[Any], int, bool]],
                      send: Callable[[list[tuple[int, Any]], bool], None]) -> StreamResult:
         assert s.source is not None
@@ -230,11 +281,20 @@ class MirrorEngine(Engine):
         if tail.count and resume.count(tail.count) < tail.count:
             tail.reset()  # the server lacks records the cursor says were sent (a new private copy)
         size = s.source.stat().st_size  # before reading: what is appended meanwhile is read next pass
+        if not self._take(e, 0):
+            return result  # this experiment's slice is spent: the stream waits for the next pass
         for lines, end in tail.blocks(s.batch):
             if self.stop.is_set():
                 raise _Stopped("stopped", hint="ml-dash show is shutting down; it resumes where it stopped")
+            if not self._take(e, len(lines)):
+                tail.seal()
+                return result  # not read to its end: ``seen`` stays, so the stream is pending next pass
             records, bad, finite = parse(lines)
-            numbered = [(tail.count + i, r) for i, r in enumerate(records) if not resume.has(tail.count + i)]
+            first = tail.count
+            if _overlaps(resume, first, first + len(records) - 1):
+                numbered = [(first + i, r) for i, r in enumerate(records) if not resume.has(first + i)]
+            else:  # the common case (a first import, or new lines): none of them is there yet
+                numbered = list(zip(range(first, first + len(records)), records, strict=True))
             if numbered:
                 self._send(functools.partial(_send_with, send, finite), numbered)
             result.sent += len(numbered)
@@ -248,19 +308,19 @@ class MirrorEngine(Engine):
         from ml_dash.server.fastjson import dumps_array, dumps_array_finite
 
         def send(batch: list[tuple[int, dict[str, Any]]], finite: bool) -> None:
-            numbers = [n for n, _ in batch]
+            lo, hi = batch[0][0], batch[-1][0]
             # One encoded array, which the client sends as it is: orjson when the points are known
             # to be finite, else the encoder that keeps NaN/Infinity as 0.5.8 writes them.
             encode = dumps_array_finite if finite else dumps_array
-            points = [encode([p for _, p in batch])[1:-1]]
+            points = [encode(list(map(_second, batch)))[1:-1]]
             if resume.writer is None:
-                self.client.append_batch(exp_id, s.name, points, numbers[0], s.metric_info or None, encoded=True)
+                self.client.append_batch(exp_id, s.name, points, lo, s.metric_info or None, encoded=True)
                 return
-            follow_on = numbers[-1] - numbers[0] == len(numbers) - 1
+            follow_on = hi - lo == len(batch) - 1
             self.client.append_batch(exp_id, s.name, points, None, s.metric_info or None, writer_id=resume.writer,
-                                     writer_seqs=numbers[0] if follow_on else numbers, encoded=True)
+                                     writer_seqs=lo if follow_on else list(map(_first, batch)), encoded=True)
 
-        return self._tail_stream(s, resume, metric_block, send)
+        return self._tail_stream(e, s, resume, metric_block, send)
 
     def _logs(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, resume: Resume) -> StreamResult:
         number = "writerSeq" if resume.writer else "sequenceNumber"
@@ -268,7 +328,7 @@ class MirrorEngine(Engine):
         def send(batch: list[tuple[int, dict[str, Any]]], finite: bool) -> None:
             self.client.append_logs(exp_id, [{**entry, number: n} for n, entry in batch], writer_id=resume.writer)
 
-        return self._tail_stream(s, resume, log_block, send)
+        return self._tail_stream(e, s, resume, log_block, send)
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
@@ -285,6 +345,7 @@ class PassResult:
     requests: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    more: bool = False  # records were left for the next pass (slices): it starts at once
 
 
 def _files_signature(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -314,13 +375,15 @@ class Mirror:
     pass after pass, until :meth:`stop`."""
 
     def __init__(self, root: Path, client: ApiClient, state_dir: Path, *, poll_seconds: float = 1.0,
-                 batch: int = 10_000, workers: int = 4, say: Callable[[str], None] | None = None) -> None:
+                 batch: int = 10_000, workers: int = 4, slice_records: int | None = SLICE_RECORDS,
+                 say: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.client = client
         self.state_path = state_dir / CURSORS_FILE
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.workers = workers
+        self.slice_records = slice_records
         self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
         self.stop_event = threading.Event()
         self.tails: dict[Path, Tail] = {}
@@ -376,12 +439,25 @@ class Mirror:
             except Exception as exc:  # noqa: BLE001 - the loop outlives one bad pass; said once
                 result = PassResult(errors=[f"{type(exc).__name__}: {exc}"])
             for error in result.errors:
-                self._say_once(f"ml-dash show: {error}")
+                if not self.stop_event.is_set():  # a pass cut short by the shutdown is not an error
+                    self._say_once(f"ml-dash show: {error}")
+            going = result.more and bool(result.points or result.logs)  # slices left, and progress made
             if self.first_pass is None:
                 self.first_pass = result
+            elif not self.first_done.is_set():  # the first import goes on over several passes: its figures add up
+                first = self.first_pass
+                first.points += result.points
+                first.logs += result.logs
+                first.files += result.files
+                first.created += result.created
+                first.requests += result.requests
+                first.seconds += result.seconds
+                first.errors += result.errors
+            if not going:
                 self.first_done.set()
             self.passes += 1
-            self.stop_event.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+            if not going:
+                self.stop_event.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
 
     def _say_once(self, text: str) -> None:
         if text not in self._said:
@@ -441,7 +517,7 @@ class Mirror:
             for text in c.errors + c.warnings:
                 self._say_once(f"ml-dash show: {c.exp.identity.display}: {text}")
         valid = [c for c in checked if c.is_valid]
-        engine = MirrorEngine(self.client, self.tails, self.stop_event, self.workers)
+        engine = MirrorEngine(self.client, self.tails, self.stop_event, self.workers, self.slice_records)
         new = [c for c in valid if c.exp.path not in self.known]
         if new:  # every new experiment listed before anyone's points are streamed
             skeleton = build_plan(new, log_batch=self.batch, metric_batch=self.batch, skip_logs=True,
@@ -450,6 +526,7 @@ class Mirror:
         run = engine.run(build_plan(valid, log_batch=self.batch, metric_batch=self.batch,
                                     folder_dashrcs=tuple(folders)))
         ok = self._collect(run.experiments, result, created=False)
+        result.more = bool(engine.unfinished)
         result.errors += [f".dashrc of {f.item.display}: {f.error}" for f in run.folders if f.error]
         for d, sig in changed:
             if d.path in ok:
@@ -520,3 +597,87 @@ def private_dir(base: Path, root: Path) -> Path:
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
     return base / digest
 
+
+
+# --- the importer's own process -----------------------------------------------------------------------------
+def first_pass_line(mirror: Mirror) -> str | None:
+    """What ``ml-dash show`` prints once the first import is done (None when it was stopped first)."""
+    mirror.first_done.wait()
+    r = mirror.first_pass
+    if r is None or mirror.stop_event.is_set():
+        return None
+    if not r.experiments:
+        return f"no experiments in {mirror.root} yet; they appear here as soon as the SDK writes them"
+    return (f"imported {r.experiments} experiment(s): {r.points:,} new metric points, {r.logs:,} log lines, "
+            f"{r.files} files in {r.seconds:.1f} s ({r.requests} requests); watching for changes")
+
+
+def _print_first_pass(mirror: Mirror) -> None:
+    line = first_pass_line(mirror)
+    if line is not None:
+        print(line, flush=True)
+
+
+def _watch_parent(mirror: Mirror, parent: int) -> None:
+    """Stop when the parent is gone, even killed (SIGKILL): its end of our stdin closes then, and
+    (in case anything else holds it) we are re-parented."""
+    def eof() -> None:
+        try:
+            sys.stdin.buffer.read()
+        except (OSError, ValueError):
+            pass
+        mirror.stop()
+
+    threading.Thread(target=eof, name="ml-dash-show-parent-pipe", daemon=True).start()
+    while not mirror.stop_event.wait(1.0):
+        if os.getppid() != parent:
+            mirror.stop()
+
+
+def main() -> int:
+    """``python -m ml_dash.server.mirror``: the importer in a process of its own, which is how
+    ``ml-dash show`` runs it (server and importer then each have a core, not one GIL between them).
+
+    It reads one JSON line on stdin: ``url``, ``key``, ``root``, ``private`` (the private
+    directory, for the cursors), ``poll_seconds``, ``batch`` and ``slice`` (records per experiment
+    per pass, null for no limit). Then it imports until SIGTERM or SIGINT, or until its stdin
+    closes (the parent stopped it, or is gone). What it has to say goes to stderr (show's log);
+    stdout carries the line that ends the first import, which show prints."""
+    import signal
+
+    def leave(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGINT, leave)
+    parent = os.getppid()
+    try:
+        line = sys.stdin.buffer.readline()
+    except SystemExit:
+        return 0
+    if not line:
+        return 0
+    cfg = json.loads(line)
+    from ml_dash.api.client import RetryPolicy
+
+    client = ApiClient(cfg["url"], cfg["key"], retry=RetryPolicy(attempts=3, backoff=0.2, timeout=120),
+                       max_connections=8)
+    mirror = Mirror(Path(cfg["root"]), client, Path(cfg["private"]), poll_seconds=float(cfg["poll_seconds"]),
+                    batch=int(cfg["batch"]), slice_records=cfg.get("slice", SLICE_RECORDS))
+
+    def stop(signum: int, frame: Any) -> None:
+        mirror.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=_watch_parent, args=(mirror, parent), name="ml-dash-show-parent", daemon=True).start()
+    threading.Thread(target=_print_first_pass, args=(mirror,), name="ml-dash-show-first", daemon=True).start()
+    try:
+        mirror.run()
+    finally:
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -166,3 +166,40 @@ def test_a_missing_tree_is_one_line_with_a_hint(tmp_path: Path) -> None:
     out = subprocess.run([ML_DASH, "show", str(tmp_path / "nope"), "--no-browser"], capture_output=True, text=True,
                          timeout=60, env={"PATH": "/usr/bin:/bin", "ML_DASH_CONFIG_DIR": str(tmp_path / "home")})
     assert out.returncode == 2 and "no local tree" in out.stderr and out.stderr.count("\n") <= 2
+
+
+def test_the_importer_is_a_child_that_never_outlives_show(tmp_path: Path) -> None:
+    """SIGTERM stops both; a SIGKILLed show leaves no importer behind (its stdin closes)."""
+    import os
+    import signal
+
+    root = tmp_path / ".ml-dash"
+    log_run(root, "one", 100)
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+        return found
+
+    def gone(pid: int) -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with live_show(root, tmp_path / "home") as show:
+            show.read_line(r"imported 1 experiment")
+            kids = children(show.process.pid)
+            assert len(kids) == 1
+            os.kill(show.process.pid, sig)
+            show.process.wait(timeout=30)
+            wait_for(lambda kids=kids: gone(kids[0]), 10, f"the importer gone after {sig.name}")

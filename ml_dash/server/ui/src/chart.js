@@ -26,7 +26,7 @@ export function lineChart(target, data, opts) {
   const u = new uPlot({
     width: opts.width, height: opts.height, legend: {show: false},
     cursor: {drag: {x: true, y: false, setScale: false}, sync: {key: opts.syncKey}},
-    scales: {x: {time: opts.time}, y: {distr: opts.logY ? 3 : 1}},
+    scales: {x: {time: opts.time, distr: opts.logX ? 3 : 1}, y: {distr: opts.logY ? 3 : 1}},
     axes: [{...axis, label: opts.xLabel, labelSize: 18, size: 36}, {...axis, size: 56}],
     series: [
       {},

@@ -63,7 +63,7 @@ export function compareChart(target, data, opts) {
   const u = new uPlot({
     width: opts.width, height: opts.height, legend: {show: false},
     cursor: {sync: {key: opts.syncKey}, drag: {x: true, y: false}},
-    scales: {x: {time: opts.time}, y: {distr: opts.logY ? 3 : 1}},
+    scales: {x: {time: opts.time, distr: opts.logX ? 3 : 1}, y: {distr: opts.logY ? 3 : 1}},
     axes: [{stroke: axis, grid: {stroke: grid}, ticks: {stroke: grid}, label: opts.xLabel, labelSize: 18, size: 36},
       {stroke: axis, grid: {stroke: grid}, ticks: {stroke: grid}, size: 56}],
     series, bands,

@@ -7,7 +7,7 @@ import {compareChart} from "../compare-chart.js";
 import {debounce, errorBox, fill, h} from "../dom.js";
 import {chartWidth} from "../layout.js";
 import {formatNumber} from "../lib/format.js";
-import {groupSeries} from "../lib/group.js";
+import {groupRuns, groupSeries} from "../lib/group.js";
 import {colorFor} from "../lib/plotmath.js";
 import {pickDefaultX, toChartData} from "../lib/series.js";
 import {globToRegExp} from "../lib/yaml.js";
@@ -81,20 +81,32 @@ export async function renderDeclared(box, config, env) {
       continue;
     }
     const opts = {width: chartWidth(grid), height: 220, time: found[0].x === "timestamp", logY: !!spec.chart.logY,
+      logX: !!spec.chart.logX,
       xLabel: spec.chart.xLabel || found[0].x, syncKey: `dashrc-${env.id}`, onZoom: () => {}, onReset: () => {}};
     if (found.length === 1) {
-      const d = toChartData(answers[found[0].slot], {smooth: spec.chart.smoothing || 0, logY: !!spec.chart.logY});
+      const d = positiveX(toChartData(answers[found[0].slot], {smooth: spec.chart.smoothing || 0,
+        logY: !!spec.chart.logY}), spec.chart.logX);
       const smooth = spec.chart.smoothing > 0;
       charts.push(lineChart(plot, {...d, y: smooth ? d.raw : d.y, smooth: smooth ? d.y : null}, opts));
     } else {
       charts.push(compareChart(plot, {bands: [], lines: found.map((l, i) => {
-        const d = toChartData(answers[l.slot], {smooth: spec.chart.smoothing || 0, logY: !!spec.chart.logY});
+        const d = positiveX(toChartData(answers[l.slot], {smooth: spec.chart.smoothing || 0, logY: !!spec.chart.logY}),
+          spec.chart.logX);
         return {label: l.key, color: colorFor(i), x: d.x, y: d.y};
       })}, opts));
     }
     spec.figure.dataset.drawn = "1";
   }
   return () => charts.forEach((c) => c.destroy());
+}
+
+/** On a log x-axis, buckets at x ≤ 0 cannot be placed: they are left out. */
+function positiveX(d, logX) {
+  if (!logX) return d;
+  const keep = d.x.map((x) => x > 0);
+  const pick = (a) => (a ? a.filter((_, i) => keep[i]) : a);
+  return {...d, x: pick(d.x), y: pick(d.y), raw: pick(d.raw), lo: pick(d.lo), hi: pick(d.hi),
+    marks: d.marks.filter((x) => x > 0)};
 }
 
 /** POST /series for items that may ask for different bucket counts: one request per count. */
@@ -236,8 +248,11 @@ export async function renderDeclaredCompare(box, config, runs, env) {
   const pathOf = (r) => [r.folder, r.name].filter(Boolean).join("/").replace(/^\/+/, "");
   const wanted = [];
   const specs = (config.charts || []).filter((c) => c.ctype === "line").map((chart, ci) => {
-    const entries = chart.series && chart.series.length ? chart.series : runs.map((r) => ({experimentId: r.id, label: r.name,
-      color: r.color}));
+    // Explicit series; else a group per value of `groupBy` (its runs' mean); else a line per run.
+    const entries = chart.series && chart.series.length ? chart.series
+      : chart.groupBy ? groupRuns(runs, chart.groupBy).map((g, i) => ({experimentIds: g.ids, label: g.label,
+        color: colorFor(i)}))
+        : runs.map((r) => ({experimentId: r.id, label: r.name, color: r.color}));
     const lines = entries.map((entry, i) => {
       const members = entry.experimentId ? runs.filter((r) => r.id === entry.experimentId)
         : entry.experimentIds ? runs.filter((r) => entry.experimentIds.includes(r.id))
@@ -262,22 +277,27 @@ export async function renderDeclaredCompare(box, config, runs, env) {
     body: {points, series: wanted}})).series : [];
   for (const spec of specs) {
     const lines = [];
+    const bands = [];
     for (const line of spec.lines) {
       const docs = line.slots.map((s) => answers[s]).filter((d) => d && !d.error);
       if (!docs.length) continue;
       const data = docs.map((d) => toChartData(d, {logY: !!spec.chart.logY, smooth: spec.chart.smoothing || 0}));
+      if (data.length > 1 && spec.chart.band) { // several runs with a band: their mean inside it
+        bands.push({label: line.label, color: line.color, ...groupSeries(data, {band: spec.chart.band})});
+        continue;
+      }
       // Several runs in one line: their mean (resampled onto one grid).
       const {x, y} = data.length === 1 ? data[0] : meanLine(data);
       lines.push({label: line.label, color: line.color, dash: line.dash, x, y});
     }
     const plot = /** @type {HTMLElement} */ (spec.figure.querySelector(".plot"));
-    if (!lines.length) fill(plot, h("p", {class: "empty"}, "No run has this metric."));
+    if (!lines.length && !bands.length) fill(plot, h("p", {class: "empty"}, "No run has this metric."));
     else {
-      charts.push(compareChart(plot, {lines, bands: []}, {width: chartWidth(grid), height: 240, time: false,
+      charts.push(compareChart(plot, {lines, bands}, {width: chartWidth(grid), height: 240, time: false,
         logY: !!spec.chart.logY, xLabel: spec.chart.xLabel || "", syncKey: "saved"}));
     }
     spec.figure.dataset.drawn = "1";
-    spec.figure.dataset.lines = String(lines.length);
+    spec.figure.dataset.lines = String(lines.length + bands.length);
   }
   return () => charts.forEach((c) => c.destroy());
 }
