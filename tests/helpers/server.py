@@ -36,15 +36,20 @@ class LiveServer:
         return (self.data_dir / "server.log").read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def terminate(process: subprocess.Popen[str]) -> None:
+    """SIGTERM (a graceful stop), SIGKILL after 30 s; waits for the process either way."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
+            process.kill()
+            process.wait()
 
 
 @contextmanager

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 import urllib.error
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.server import ML_DASH
+from tests.helpers.server import ML_DASH, terminate
 
 
 @dataclass
@@ -80,13 +79,7 @@ class LiveShow:
         raise AssertionError(f"no line matching {pattern!r}; got {self.stdout}; log: {self.log}")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         if self.process.stdout is not None:
             self.stdout += self.process.stdout.readlines()
             self.process.stdout.close()

@@ -10,7 +10,7 @@ import {
   categoryKey, categoryScale, colorFor, extent, isNumericColumn, linearScale, niceTicks, rampColor,
   segmentDistance2, tickFormatter, toNumber, widen,
 } from "../lib/plotmath.js";
-import {fitText, plotFrame, plotTheme, runs} from "./scatter.js";
+import {fitText, listen, plotFrame, plotTheme, runs, stepKeys} from "./scatter.js";
 
 const HIT_DISTANCE = 8; // px: how near the pointer must be to a line to hover it
 const MISSING_GAP = 18; // px between an axis' bottom and its "none" slot
@@ -297,21 +297,9 @@ export function renderParallel(target, data, opts = {}) {
   const onKey = (/** @type {KeyboardEvent} */ e) => {
     if (!lines.length) return;
     lastPointer = null;
-    const n = lines.length;
-    if (e.key === "ArrowDown" || e.key === "ArrowRight") setActive((active + 1) % n);
-    else if (e.key === "ArrowUp" || e.key === "ArrowLeft") setActive(active <= 0 ? n - 1 : active - 1);
-    else if (e.key === "Home") setActive(0);
-    else if (e.key === "End") setActive(n - 1);
-    else if ((e.key === "Enter" || e.key === " ") && active >= 0 && opts.onPick) opts.onPick(lines[active].id);
-    else if (e.key === "Escape") setActive(-1);
-    else return;
-    e.preventDefault();
+    stepKeys(e, lines.map((_, i) => i), active, setActive, (i) => opts.onPick && opts.onPick(lines[i].id));
   };
-  canvas.addEventListener("mousemove", onMove);
-  canvas.addEventListener("mouseleave", onLeave);
-  canvas.addEventListener("click", onClick);
-  canvas.addEventListener("keydown", onKey);
-  canvas.addEventListener("blur", onLeave);
+  listen(canvas, {move: onMove, leave: onLeave, click: onClick, key: onKey});
 
   draw();
 

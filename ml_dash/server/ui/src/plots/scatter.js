@@ -169,6 +169,35 @@ export function runs(n) {
  * @param {{width?: number, height?: number, onPick?: (id: any) => void}} [opts]
  * @returns {{update(data: ScatterData): void, resize(width: number): void, destroy(): void}}
  */
+/**
+ * Keyboard stepping over drawn items: arrows move along `order` (item indexes), Home/End jump,
+ * Enter/Space pick, Escape clears. Returns whether the key was one of these.
+ * @param {KeyboardEvent} e @param {number[]} order @param {number} active
+ * @param {(i: number) => void} setActive @param {(i: number) => void} pick
+ */
+export function stepKeys(e, order, active, setActive, pick) {
+  const n = order.length;
+  const at = order.indexOf(active);
+  if (e.key === "ArrowRight" || e.key === "ArrowDown") setActive(order[(at + 1) % n]);
+  else if (e.key === "ArrowLeft" || e.key === "ArrowUp") setActive(order[at <= 0 ? n - 1 : at - 1]);
+  else if (e.key === "Home") setActive(order[0]);
+  else if (e.key === "End") setActive(order[n - 1]);
+  else if ((e.key === "Enter" || e.key === " ") && active >= 0) pick(active);
+  else if (e.key === "Escape") setActive(-1);
+  else return false;
+  e.preventDefault();
+  return true;
+}
+
+/** The canvas's pointer and keyboard listeners (leaving or blurring hides the hover). */
+export function listen(canvas, {move, leave, click, key}) {
+  canvas.addEventListener("mousemove", move);
+  canvas.addEventListener("mouseleave", leave);
+  canvas.addEventListener("click", click);
+  canvas.addEventListener("keydown", key);
+  canvas.addEventListener("blur", leave);
+}
+
 export function renderScatter(target, data, opts = {}) {
   opts = opts || {};
   let current = data;
@@ -408,21 +437,9 @@ export function renderScatter(target, data, opts = {}) {
     if (!drawn.length) return;
     // Left to right, then bottom to top: the order a reader scans the plot in.
     const order = drawn.map((_, i) => i).sort((a, b) => drawn[a].px - drawn[b].px || drawn[b].py - drawn[a].py);
-    const at = order.indexOf(active);
-    if (e.key === "ArrowRight" || e.key === "ArrowDown") setActive(order[(at + 1) % order.length]);
-    else if (e.key === "ArrowLeft" || e.key === "ArrowUp") setActive(order[at <= 0 ? order.length - 1 : at - 1]);
-    else if (e.key === "Home") setActive(order[0]);
-    else if (e.key === "End") setActive(order[order.length - 1]);
-    else if ((e.key === "Enter" || e.key === " ") && active >= 0 && opts.onPick) opts.onPick(drawn[active].id);
-    else if (e.key === "Escape") setActive(-1);
-    else return;
-    e.preventDefault();
+    stepKeys(e, order, active, setActive, (i) => opts.onPick && opts.onPick(drawn[i].id));
   };
-  canvas.addEventListener("mousemove", onMove);
-  canvas.addEventListener("mouseleave", onLeave);
-  canvas.addEventListener("click", onClick);
-  canvas.addEventListener("keydown", onKey);
-  canvas.addEventListener("blur", onLeave);
+  listen(canvas, {move: onMove, leave: onLeave, click: onClick, key: onKey});
 
   draw();
 
