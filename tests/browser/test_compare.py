@@ -115,3 +115,24 @@ def test_parameters_differences_only_and_the_summary_plots(driver: WebDriver, sw
     wait_for(driver, "#scatter[data-drawn='1']")
     wait_for(driver, "#parallel[data-drawn='1']")
     assert canvas_has_ink(driver, "#scatter") and canvas_has_ink(driver, "#parallel")
+
+
+def test_running_runs_update_the_compare_charts_live(driver: WebDriver, sweep: Sweep) -> None:
+    client = ApiClient(sweep.dash.url, sweep.dash.token("live-key", "alice"))
+    try:
+        ids = []
+        for name in ("live-a", "live-b"):  # created and left RUNNING, as a training script would
+            exp = client.create_experiment("live", {"name": name})
+            ids.append(exp["id"])
+            client.append_batch(exp["id"], "train", [{"step": s, "loss": 1 / (s + 1)} for s in range(20)], None)
+        sweep.dash.login(driver)
+        driver.get(f"{sweep.dash.url}/#/ns/alice/p/live/compare?ids={','.join(ids)}&m=train.loss")
+        figure = wait_for(driver, "figure.chart[data-key='train.loss'][data-drawn='1']", timeout=15)
+        assert figure.get_attribute("data-lines") == "2"
+        before = _texts(driver, "figure.chart .readout .item")  # the last value of each line
+        client.append_batch(ids[1], "train", [{"step": s, "loss": 5.0} for s in range(20, 30)], None)
+        _until(driver, lambda d: _texts(d, "figure.chart .readout .item") != before
+               and _texts(d, "figure.chart .readout .item")[1].split()[-1] == "5", timeout=8,
+               what="live-b's new last value")
+    finally:
+        client.close()

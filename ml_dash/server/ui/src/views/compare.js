@@ -10,7 +10,7 @@ import {differingKeys, groupRuns, groupSeries} from "../lib/group.js";
 import {flattenParams, paramText} from "../lib/params.js";
 import {colorFor} from "../lib/plotmath.js";
 import {formatHash} from "../lib/route.js";
-import {pickDefaultX, toChartData} from "../lib/series.js";
+import {appendTail, pickDefaultX, toChartData} from "../lib/series.js";
 import {renderParallel} from "../plots/parallel.js";
 import {renderScatter} from "../plots/scatter.js";
 import {toYaml} from "../lib/yaml.js";
@@ -159,6 +159,51 @@ export function renderCompare(root, ctx) {
     fill(status);
 
     let live = [];
+    /** @type {{figure: HTMLElement, members: any[], groups: any, chart: any}[]} */
+    let held = [];
+    /** (Re)draws one chart from its members' held series documents. */
+    const paint = (entry) => {
+      const {figure, members, groups} = entry;
+      const lines = members.map((m) => ({label: m.run.name, color: m.run.color, ...line(m.doc, q.log === "1")}));
+      let data = {lines, bands: []};
+      if (groups) {
+        data = {lines: [], bands: groups.map((g, gi) => {
+          const inGroup = lines.filter((_, i) => g.ids.includes(members[i].run.id));
+          return {label: `${g.label} (${inGroup.length})`, color: colorFor(gi),
+            ...groupSeries(inGroup, {band: q.band === "std" ? "std" : "minmax"})};
+        }).filter((b) => b.x.length)};
+      }
+      if (entry.chart) {
+        entry.chart.destroy();
+        live = live.filter((c) => c !== entry.chart);
+      }
+      const plot = /** @type {HTMLElement} */ (figure.querySelector(".plot"));
+      entry.chart = compareChart(plot, data, {width: chartWidth(grid), height: HEIGHT, time: q.x === "timestamp",
+        logY: q.log === "1", xLabel: q.x, syncKey: "compare"});
+      live.push(entry.chart);
+      figure.dataset.drawn = "1";
+      figure.dataset.lines = String(data.lines.length + data.bands.length);
+    };
+    // Live: while a run is RUNNING, each tick asks every line for what came after its cursor (one
+    // batch; the cost does not grow with history) and redraws the charts that got something.
+    let timer = 0;
+    const tick = async () => {
+      if (runs.some((r) => r.status === "RUNNING") && held.length) {
+        const members = held.flatMap((entry) => entry.members.map((m) => ({entry, m})));
+        const doc = await api("/series", {method: "POST", signal: controller.signal, body: {points: 1000,
+          series: members.map(({m}) => ({...m.item, since: m.doc.cursor}))}});
+        const changed = new Set();
+        doc.series.forEach((tail, i) => {
+          if (tail.error || !tail.x.length) return;
+          members[i].m.doc = appendTail(members[i].m.doc, tail);
+          changed.add(members[i].entry);
+        });
+        changed.forEach(paint);
+      }
+      timer = setTimeout(() => tick().catch(failed), ctx.session.pollSeconds * 1000);
+    };
+    timer = setTimeout(() => tick().catch(failed), ctx.session.pollSeconds * 1000);
+    cleanups.push(() => clearTimeout(timer));
     const charts = async () => {
       for (const c of live) c.destroy();
       live = [];
@@ -190,26 +235,16 @@ export function renderCompare(root, ctx) {
         if (!s.error) byKey.get(wanted[i].key).push({...wanted[i], doc: s});
       });
       const groups = q.group ? groupRuns(runs, q.group) : null;
+      held = [];
       for (const key of keys) {
         const members = byKey.get(key);
         const figure = h("figure", {class: "chart", dataset: {key}}, h("figcaption", null, h("strong", null, key),
           h("span", {class: "muted"}, ` · ${members.length} runs · x ${members[0] ? members[0].x : q.x}`)),
         h("div", {class: "plot"}));
         grid.append(figure);
-        const lines = members.map((m) => ({label: m.run.name, color: m.run.color, ...line(m.doc, q.log === "1")}));
-        let data = {lines, bands: []};
-        if (groups) {
-          data = {lines: [], bands: groups.map((g, gi) => {
-            const inGroup = lines.filter((_, i) => g.ids.includes(members[i].run.id));
-            return {label: `${g.label} (${inGroup.length})`, color: colorFor(gi),
-              ...groupSeries(inGroup, {band: q.band === "std" ? "std" : "minmax"})};
-          }).filter((b) => b.x.length)};
-        }
-        const plot = /** @type {HTMLElement} */ (figure.querySelector(".plot"));
-        live.push(compareChart(plot, data, {width: chartWidth(grid), height: HEIGHT, time: q.x === "timestamp",
-          logY: q.log === "1", xLabel: q.x, syncKey: "compare"}));
-        figure.dataset.drawn = "1";
-        figure.dataset.lines = String(data.lines.length + data.bands.length);
+        const entry = {figure, members, groups, chart: null};
+        held.push(entry);
+        paint(entry);
       }
       if (!performance.getEntriesByName("ml-dash:compare-drawn").length) performance.mark("ml-dash:compare-drawn");
     };
