@@ -320,21 +320,26 @@ def namespace_058(**overrides: Any) -> argparse.Namespace:
 
 
 class RequestSizes:
-    """Records how many records each append request carried."""
+    """Records how many records each append request to ``base_url`` carried (only there: a sender
+    thread an earlier test left behind may still be talking to its own server through the same,
+    patched, class)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
         from ml_dash.api.client import ApiClient
 
         self.logs: list[int] = []
         self.points: list[int] = []
         real_logs, real_batch = ApiClient.append_logs, ApiClient.append_batch
+        ours = base_url.rstrip("/")
 
         def append_logs(client: Any, experiment_id: str, entries: list[Any], *a: Any, **kw: Any) -> Any:
-            self.logs.append(len(entries))
+            if client.base_url == ours:
+                self.logs.append(len(entries))
             return real_logs(client, experiment_id, entries, *a, **kw)
 
         def append_batch(client: Any, experiment_id: str, metric: str, points: list[Any], *a: Any, **kw: Any) -> Any:
-            self.points.append(len(points))
+            if client.base_url == ours:
+                self.points.append(len(points))
             return real_batch(client, experiment_id, metric, points, *a, **kw)
 
         monkeypatch.setattr(ApiClient, "append_logs", append_logs)
@@ -346,7 +351,7 @@ def test_cmd_upload_with_a_058_namespace_uploads_everything(real_tree: Path, tar
     from ml_dash.cli_commands.upload import cmd_upload
 
     monkeypatch.chdir(tmp_path)
-    sizes = RequestSizes(monkeypatch)
+    sizes = RequestSizes(monkeypatch, target.url)
     # 0.5.8's --username: the legacy username token, accepted by a server on loopback.
     args = namespace_058(path=str(real_tree), remote=target.url, username="alice", batch_size=4)
     assert cmd_upload(args) == 0
