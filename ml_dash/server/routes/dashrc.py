@@ -81,6 +81,15 @@ def _project_id(st: ServerState, who: Principal, namespace: str | None, project:
     return int(_project(st, ns_id, slug, project)["id"])
 
 
+def _found(row: Row | None, optional: bool, what: str) -> Row:
+    """The stored .dashrc's document; when there is none, ABSENT (``optional``) or a 404."""
+    if row is not None:
+        return _document(row)
+    if optional:
+        return ABSENT
+    raise _missing(what)
+
+
 def _missing(what: str) -> ServerError:
     return ServerError("not_found", f"{what} has no .dashrc",
                        hint="PUT one here, or use the dashboard's 'Save as .dashrc'")
@@ -97,11 +106,7 @@ def get_folder_dashrc(project: str, namespace: str | None = None, folder: str | 
                       st: ServerState = Depends(state), who: Principal = Depends(principal)) -> Row:
     path = _folder(folder)
     row = queries.folder_dashrc(st.store, _project_id(st, who, namespace, project), path)
-    if row is None:
-        if optional:
-            return ABSENT
-        raise _missing(f"folder {path or '/'!r} of project {project!r}")
-    return _document(row)
+    return _found(row, optional, f"folder {path or '/'!r} of project {project!r}")
 
 
 @router.put("/dashrc")
@@ -131,11 +136,7 @@ def get_experiment_dashrc(experiment_id: str, optional: bool = False, st: Server
                           who: Principal = Depends(principal)) -> Row:
     exp = st.experiment(who, experiment_id)
     row = queries.experiment_dashrc(st.store, int(exp["id"]))
-    if row is None:
-        if optional:
-            return ABSENT
-        raise _missing(f"experiment {experiment_id}")
-    return _document(row)
+    return _found(row, optional, f"experiment {experiment_id}")
 
 
 @router.put("/experiments/{experiment_id}/dashrc")
