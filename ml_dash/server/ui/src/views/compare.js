@@ -340,7 +340,7 @@ function summaryPlots(scatterBox, parallelBox, runs, differing, shared, q, quiet
     h("label", null, "y ", sy)), scatterPlot);
   fill(parallelBox, h("h2", null, "Parallel coordinates"), h("div", {class: "toolbar"}, pcList,
     h("span", {class: "muted"}, "last axis: the metric summary chosen above")), parallelPlot);
-  const width = () => Math.max(320, scatterBox.clientWidth - 4);
+  const width = () => Math.max(320, scatterBox.clientWidth - 20); // .plot2d: 8 px padding, 1 px border a side
   let scatter = null;
   let parallel = null;
   const drawScatter = () => {
