@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -11,7 +12,7 @@ from ml_dash.errors import InvalidInputError
 from ml_dash.records.base import Record
 from ml_dash.records.jsonio import dumps_line
 
-__all__ = ["LOG_LEVELS", "LogLine", "format_log_line", "normalize_level"]
+__all__ = ["LOG_LEVELS", "LogLine", "format_log_line", "log_line_tail", "normalize_level"]
 
 LOG_LEVELS = ("info", "warn", "error", "debug", "fatal")
 
@@ -49,10 +50,22 @@ class LogLine(Record):
         return low
 
 
+def log_line_tail(timestamp: str, level: str, message: str, metadata: dict[str, Any] | None) -> str:
+    """Everything of the 0.5.8 line after ``{"sequenceNumber": N``, with the newline.
+
+    Built before the append lock is taken; under it only the sequence number is put in front.
+    ``metadata`` is written only when non-empty, as 0.5.8 does.
+    """
+    # encode_basestring_ascii is what json.dumps does with a str, minus its call overhead.
+    ts = encode_basestring_ascii(timestamp) if type(timestamp) is str else json.dumps(timestamp)
+    lv = encode_basestring_ascii(level) if type(level) is str else json.dumps(level)
+    msg = encode_basestring_ascii(message) if type(message) is str else json.dumps(message)
+    if metadata:
+        meta = dumps_line(metadata, "log metadata")  # jsonio's fast encoder, json.dumps's bytes
+        return f', "timestamp": {ts}, "level": {lv}, "message": {msg}, "metadata": {meta}}}\n'
+    return f', "timestamp": {ts}, "level": {lv}, "message": {msg}}}\n'
+
+
 def format_log_line(seq: int, timestamp: str, level: str, message: str, metadata: dict[str, Any] | None) -> str:
     """The exact JSONL line 0.5.8 writes (``metadata`` only when non-empty), with newline."""
-    head = f'{{"sequenceNumber": {seq}, "timestamp": "{timestamp}", "level": "{level}", "message": '
-    msg = json.dumps(message)
-    if metadata:
-        return f'{head}{msg}, "metadata": {dumps_line(metadata, "log metadata")}}}\n'
-    return f"{head}{msg}}}\n"
+    return f'{{"sequenceNumber": {seq}{log_line_tail(timestamp, level, message, metadata)}'

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from ml_dash.errors import ExperimentStateError, InvalidInputError
 from ml_dash.records.clock import utc_now_iso
 from ml_dash.records.layout import check_name
-from ml_dash.records.logs import normalize_level
+from ml_dash.records.logs import LOG_LEVELS, normalize_level
 from ml_dash.sdk.backends.base import Backend, ExperimentSpec
 from ml_dash.sdk.files import FileBuilder
 from ml_dash.sdk.logbuilder import LogBuilder
@@ -26,6 +26,9 @@ __all__ = ["Experiment", "RunManager", "parse_prefix"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _open_experiments: weakref.WeakSet[Experiment] = weakref.WeakSet()
+# log(level=...) as given → as stored, for the usual spellings (normalize_level handles the rest).
+_STORED_LEVELS: dict[str | None, str] = {None: "info", **{lv: lv for lv in LOG_LEVELS},
+                                         **{lv.upper(): lv for lv in LOG_LEVELS}}
 _atexit_lock = threading.Lock()
 _atexit_registered = False
 
@@ -219,6 +222,18 @@ class Experiment:
     def log(self, message: str | None = None, level: str | None = None,
             metadata: dict[str, Any] | None = None, **extra: Any) -> LogBuilder | None:
         """``exp.log("msg", level="warn", step=3)``, or fluent ``exp.log(metadata=...).warn("msg")``."""
+        if message is not None and self._is_open and not self._write_protected:
+            # The common call, straight to the backend (this runs once per log line): the same
+            # checks and values as the general path below, without its calls.
+            try:
+                stored = _STORED_LEVELS.get(level)
+            except TypeError:  # unhashable: normalize_level below refuses it
+                stored = None
+            if stored is not None:
+                merged = extra if metadata is None else {**metadata, **extra}  # extra is our own dict
+                self._backend.write_log(stored, message if isinstance(message, str) else str(message),
+                                        merged or None, utc_now_iso())
+                return None
         self._readable("log")
         merged = {**(metadata or {}), **extra}
         if message is None:

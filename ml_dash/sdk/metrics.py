@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MetricBuilder", "MetricsManager"]
 
+_DICT = frozenset((dict,))
+_accepted_names: set[str] = set()  # metric names metric_dir_name has accepted
+
 
 def _check_point(point: Any, what: str) -> dict[str, Any]:
     if not isinstance(point, dict):
@@ -27,7 +30,11 @@ class MetricBuilder:
 
     def __init__(self, experiment: Experiment, name: str | None, description: str | None = None,
                  tags: list[str] | None = None, metadata: dict[str, Any] | None = None) -> None:
-        metric_dir_name(name)  # refuse names that would leave metrics/ right away
+        if type(name) is not str or name not in _accepted_names:
+            metric_dir_name(name)  # refuse names that would leave metrics/ right away
+            if type(name) is str and len(_accepted_names) < 10_000:
+                # exp.metrics("loss").append(...) in a loop, 0.5.8's idiom, checks the name once.
+                _accepted_names.add(name)
         self._experiment = experiment
         self._name = name
         self._description = description
@@ -36,9 +43,13 @@ class MetricBuilder:
 
     def append(self, **point: Any) -> dict[str, Any]:
         """Append one point; returns ``{metricId, index, bufferedDataPoints, chunkSize}``."""
-        backend = self._experiment._writable("append metrics")
-        return backend.append_metric(self._name, _check_point(point, "metric point"),
-                                     self._description, self._tags, self._metadata)
+        # The checks of Experiment._writable, inlined (this runs once per point); it raises the errors.
+        experiment = self._experiment
+        if not experiment._is_open or experiment._write_protected:
+            experiment._writable("append metrics")
+        if not point:  # keyword arguments always make a dict: only emptiness is left to check
+            _check_point(point, "metric point")
+        return experiment._backend.append_metric(self._name, point, self._description, self._tags, self._metadata)
 
     log = append  # the seed's exp.metrics("train").log(loss=0.5)
 
@@ -47,7 +58,11 @@ class MetricBuilder:
         backend = self._experiment._writable("append metrics")
         if not isinstance(data_points, (list, tuple)) or not data_points:
             raise InvalidInputError("data_points cannot be empty", hint="pass a non-empty list of dicts")
-        points = [_check_point(p, f"data_points[{i}]") for i, p in enumerate(data_points)]
+        if set(map(type, data_points)) != _DICT or not all(data_points):
+            # Something other than non-empty plain dicts: name it (dict subclasses pass).
+            for i, p in enumerate(data_points):
+                _check_point(p, f"data_points[{i}]")
+        points = list(data_points)  # our own list: the caller may reuse theirs while a sender holds ours
         return backend.append_metric_batch(self._name, points, self._description, self._tags, self._metadata)
 
     def read(self, start_index: int = 0, limit: int = 1000) -> dict[str, Any]:
