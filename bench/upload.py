@@ -1,12 +1,12 @@
 """`ml-dash upload` vs the real ml-dash 0.5.8 `ml-dash upload`, side by side in one run.
 
-    .venv/bin/python bench/upload.py [--scale 1.0] [--batch-size 100]
+    .venv/bin/python bench/upload.py [--scale 1.0] [--batch-size N] [--no-small-files]
 
-Generates a tree of 10 experiments × (2 metrics × 50,000 points, 5,000 log lines,
-2 × 10 MB files) (times --scale), starts a fresh `ml-dash serve` for each client, and
-uploads: metrics+logs (files skipped), then files only. Prints wall time, requests,
-peak RSS and the ratio, the file throughput beside what the server's blob store can
-write on its own, and our peak RSS for a tree 10× larger than a small one.
+Tree M: 10 experiments × (2 metrics × 50,000 points, 5,000 log lines, 2 × 10 MB files)
+(times --scale). Each client uploads into a fresh `ml-dash serve` on 127.0.0.1: the whole
+tree, then records only (--skip-files), then files only; ours also strict vs lenient. Prints
+wall time, requests, client and server CPU seconds, peak RSS and the ratios, our peak RSS for
+a tree and one 10× larger, and (bench/upload_files.py) 1,000 small files and the blob store.
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def make_tree(root: Path, experiments: int, points: int, logs: int, files: int, 
         (d / "files/.files_metadata.json").write_text(json.dumps({"files": entries}, indent=2))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process so far (/proc/<pid>/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_client(cli: Path, tree: Path, url: str, token_args: list[str], extra: list[str], cwd: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
     env.update(HOME=str(cwd), COLUMNS="120", TERM="dumb", NO_COLOR="1")
@@ -87,90 +93,87 @@ def run_client(cli: Path, tree: Path, url: str, token_args: list[str], extra: li
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{cli} failed ({proc.returncode}):\n{out[-3000:]}")
-    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024}
+    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def requests_in(log: Path, start: int) -> int:
     return sum(1 for line in log.read_text().splitlines()[start:] if line.startswith("{"))
 
 
-def upload_both(tree: Path, work: Path, batch: int | None, extra: list[str], label: str) -> dict[str, dict]:
-    results = {}
-    for name, cli in (("ours", OURS), ("0.5.8", THEIRS)):
-        with live_server(work / f"srv-{name}-{label}") as server:
-            token = ["--api-key", server.token("bench", "alice")] if name == "ours" else ["--username", "alice"]
-            log = server.data_dir / "server.log"
-            before = len(log.read_text().splitlines())
-            flags = (["--batch-size", str(batch)] if batch else []) + extra + (
-                ["--progress", "none"] if name == "ours" else [])
-            r = run_client(cli, tree, server.url, token, flags, work)
-            time.sleep(0.2)
-            r["requests"] = requests_in(log, before)
-            results[name] = r
-    return results
+def upload(name: str, tree: Path, work: Path, label: str, extra: list[str], batch: int | None) -> dict:
+    """One client into a fresh server: wall, client CPU and RSS, server CPU, requests."""
+    cli = OURS if name.startswith("ours") else THEIRS
+    with live_server(work / f"srv-{name}-{label}") as server:
+        token = ["--api-key", server.token("bench", "alice")] if cli is OURS else ["--username", "alice"]
+        log = server.data_dir / "server.log"
+        before = len(log.read_text().splitlines())
+        flags = (["--batch-size", str(batch)] if batch else []) + extra + (
+            ["--progress", "none"] if cli is OURS else [])
+        server_cpu = cpu_seconds(server.process.pid)
+        r = run_client(cli, tree, server.url, token, flags, work)
+        time.sleep(0.2)  # the last request's log line
+        r["server_cpu"] = cpu_seconds(server.process.pid) - server_cpu
+        r["requests"] = requests_in(log, before)
+    return r
 
 
-def blob_store_rate(tree: Path, work: Path) -> float:
-    """Bytes/s the server's file blob store writes on its own (stage + hash + commit)."""
-    from ml_dash.server.storage.blobs import FileBlobStore
-
-    store = FileBlobStore(work / "blob-rate")
-    total, start = 0, time.perf_counter()
-    for path in tree.rglob("*.bin"):
-        staged = store.stage(10**12)
-        with open(path, "rb") as f:
-            while chunk := f.read(1024 * 1024):
-                staged.write(chunk)
-        store.commit(staged, staged.finish())
-        total += path.stat().st_size
-    return total / (time.perf_counter() - start)
+PARTS = {"total": [], "records": ["--skip-files"], "files": ["--skip-metrics", "--skip-logs", "--skip-params"]}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full tree (1.0 = the spec)")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full tree (1.0 = tree M)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="the same for both clients (default: each client's own: ours auto, 0.5.8 100)")
+    parser.add_argument("--no-small-files", action="store_true", help="skip bench/upload_files.py's part")
+    parser.add_argument("--only-ours", action="store_true", help="skip the 0.5.8 client (no ratios)")
     args = parser.parse_args()
     if not THEIRS.exists():
         print(f"the real ml-dash 0.5.8 is not installed at {THEIRS}: run scripts/setup.sh", file=sys.stderr)
         return 1
     s = args.scale
     spec = dict(experiments=10, points=int(50_000 * s), logs=int(5_000 * s), files=2, file_mb=10 * s)
+    clients = ("ours",) if args.only_ours else ("ours", "0.5.8")
     with tempfile.TemporaryDirectory(prefix="ml-dash-bench-") as tmp:
         work = Path(tmp)
         tree = work / "tree"
         make_tree(tree, **spec)
         points = spec["experiments"] * 2 * spec["points"]
+        lines = spec["experiments"] * spec["logs"]
         file_bytes = sum(p.stat().st_size for p in tree.rglob("*.bin"))
-        records = upload_both(tree, work, args.batch_size, ["--skip-files"], "records")
-        files = upload_both(tree, work, args.batch_size, ["--skip-metrics", "--skip-logs", "--skip-params"], "files")
-        blob_rate = blob_store_rate(tree, work)
+        res = {(c, part): upload(c, tree, work, part, flags, args.batch_size)
+               for part, flags in PARTS.items() for c in clients}
+        res[("ours strict", "records")] = upload("ours-strict", tree, work, "strict", ["--skip-files", "--strict"],
+                                                 args.batch_size)
         small, large = work / "small", work / "large"
         make_tree(small, 1, int(20_000 * s) or 1000, 1000, 1, 1)
         make_tree(large, 10, int(20_000 * s) or 1000, 1000, 1, 1)
-        rss = {}
-        for name, t in (("1x", small), ("10x", large)):
-            with live_server(work / f"srv-rss-{name}") as server:
-                rss[name] = run_client(OURS, t, server.url, ["--api-key", server.token("b", "alice")],
-                                       ["--progress", "none"], work)["rss_mb"]
-    print(f"upload of {spec['experiments']} experiments: {points:,} metric points, "
-          f"{spec['experiments'] * spec['logs']:,} log lines, {file_bytes / 2**20:,.0f} MB of files "
-          f"(batch size: {args.batch_size or 'each client default'})")
-    print(f"{'':28}{'ours':>12}{'0.5.8':>12}{'ratio':>9}")
-    for label, res, unit in (("metrics+logs+params", records, points), ("files", files, file_bytes)):
-        o, t = res["ours"], res["0.5.8"]
-        print(f"{label + ' wall s':28}{o['seconds']:>12.2f}{t['seconds']:>12.2f}{t['seconds'] / o['seconds']:>8.1f}x")
-        print(f"{'  requests':28}{o['requests']:>12,}{t['requests']:>12,}")
-        print(f"{'  peak RSS MB':28}{o['rss_mb']:>12.0f}{t['rss_mb']:>12.0f}")
-        if label == "files":
-            rate = unit / o["seconds"]
-            print(f"{'  file MB/s':28}{rate / 2**20:>12.1f}{unit / t['seconds'] / 2**20:>12.1f}")
-            print(f"  blob store alone writes {blob_rate / 2**20:.1f} MB/s: ours reaches {100 * rate / blob_rate:.0f}%")
-        else:
-            print(f"{'  metric points/s':28}{unit / o['seconds']:>12,.0f}{unit / t['seconds']:>12,.0f}")
+        rss = {n: upload("ours", t, work, f"rss-{n}", [], None)["rss_mb"] for n, t in (("1x", small), ("10x", large))}
+    print(f"tree M x {s}: {spec['experiments']} experiments, {points:,} metric points, {lines:,} log lines, "
+          f"{file_bytes / 2**20:,.0f} MB of files (batch size: {args.batch_size or 'each client default'})")
+    print(f"{'':14}{'client':>8}{'wall s':>9}{'ratio':>8}{'requests':>10}{'client CPU':>12}{'server CPU':>12}"
+          f"{'peak RSS MB':>13}")
+    for part in PARTS:
+        for c in (*clients, *(("ours strict",) if part == "records" else ())):
+            r = res[(c, part)]
+            ratio = res[("0.5.8", part)]["seconds"] / r["seconds"] if ("0.5.8", part) in res else 0
+            shown = f"{ratio:>7.1f}x" if c != "0.5.8" and ratio else f"{'':>8}"
+            print(f"{part:14}{c:>8}{r['seconds']:>9.2f}{shown}{r['requests']:>10,}{r['cpu']:>12.2f}"
+                  f"{r['server_cpu']:>12.2f}{r['rss_mb']:>13.0f}")
+    rec = res[("ours", "records")]
+    print(f"records: {(points + lines) / rec['seconds']:,.0f} records/s ours"
+          + (f", {(points + lines) / res[('0.5.8', 'records')]['seconds']:,.0f} 0.5.8" if len(clients) > 1 else ""))
+    print(f"strict / lenient (records): {res[('ours strict', 'records')]['seconds'] / rec['seconds']:.2f}x "
+          f"(goal <= 1.3x)")
+    files = res[("ours", "files")]
+    print(f"files: {file_bytes / files['seconds'] / 2**20:,.1f} MB/s ours")
     print(f"our peak RSS: {rss['1x']:.0f} MB for a tree, {rss['10x']:.0f} MB for one 10x larger "
           f"({rss['10x'] / rss['1x']:.2f}x)")
+    if not args.no_small_files:
+        sys.stdout.flush()
+        from bench.upload_files import main as files_main
+
+        return files_main(["--skip-2gb"] if s < 1 else [])
     return 0
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["dumps", "dumps_array", "dumps_array_finite", "dumps_each", "loads", "loads_checked"]
+__all__ = ["FlatPoints", "dumps", "dumps_array", "dumps_array_finite", "dumps_each", "flat_points", "loads",
+           "loads_checked", "loads_strict", "split_first_array"]
 
 _INF = float("inf")
 
@@ -26,6 +28,10 @@ try:
 
     def loads(data: bytes | str) -> Any:
         return loads_checked(data)[0]
+
+    def loads_strict(data: bytes | str) -> Any:
+        """JSON without NaN/Infinity (ValueError for those)."""
+        return orjson.loads(data)
 
     def loads_checked(data: bytes | str) -> tuple[Any, bool]:
         """``(value, finite)``: finite is True when no NaN/Infinity can be inside."""
@@ -57,6 +63,13 @@ except ImportError:  # pragma: no cover - the server extra installs orjson
     def loads(data: bytes | str) -> Any:
         return json.loads(data)
 
+    def _refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    def loads_strict(data: bytes | str) -> Any:
+        """JSON without NaN/Infinity (ValueError for those)."""
+        return json.loads(data, parse_constant=_refuse_constant)
+
     def loads_checked(data: bytes | str) -> tuple[Any, bool]:
         return json.loads(data), False
 
@@ -71,3 +84,146 @@ except ImportError:  # pragma: no cover - the server extra installs orjson
 
     def dumps_array(values: Sequence[Any]) -> str:
         return json.dumps(list(values))
+
+
+# --- flat points: a JSON array of {"key": number, ...} read as columns, without a dict per point ----------
+@dataclass(frozen=True, slots=True)
+class FlatPoints:
+    """Points that are objects with the same keys in the same order and numbers as values:
+    point ``i`` is ``dict(zip(keys, (c[i] for c in columns)))``; ``text`` is their JSON array."""
+
+    keys: tuple[str, ...]
+    columns: list[list[int | float]]
+    text: str
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The points as dicts (for the rare paths that compare or filter single points)."""
+        return [dict(zip(self.keys, row, strict=True)) for row in zip(*self.columns, strict=True)]
+
+
+# A value of the fast path is a number without exponent: made of these bytes only.
+_NUMBER = b"0123456789.+-"
+_WHITESPACE = b" \t\n\r"
+_KEY_REFUSED = _NUMBER + _WHITESPACE + b'{}[],:"\\'
+# The values' text: everything but number characters, whitespace and ",[]:}" deleted, then ":"
+# made "\r" and "}" a space: whitespace, so that a number character anywhere but in a value
+# ends up apart from the value it precedes or follows, which orjson refuses ("a5b":1 gives
+# "5\r1"); "\r" marks where each value begins (its absence from the points' own whitespace is
+# checked).
+_VALUES_DELETE = bytes(c for c in range(256) if c not in _NUMBER + _WHITESPACE + b",[]:}")
+_VALUES_TABLE = bytes.maketrans(b":}", b"\r ")
+
+
+def split_first_array(body: bytes, key: bytes) -> tuple[bytes, bytes] | None:
+    """``(array, rest)`` of a body ``{"<key>": [...], ...}`` whose array holds no ``]`` before
+    its end (the fast path's points never do): the array's text, and ``{...}`` holding the other
+    members. None when the body does not start so; the caller verifies both parts."""
+    head = b'{"' + key + b'":'
+    if not body.startswith(head):
+        return None
+    start = body.find(b"[", len(head))
+    if start < 0 or body[len(head):start].strip():
+        return None
+    end = body.find(b"]", start)
+    if end < 0:
+        return None
+    rest = body[end + 1:].lstrip()
+    if rest.startswith(b","):  # a member must follow (a trailing comma is not JSON)
+        more = rest[1:].lstrip()
+        return (body[start:end + 1], b"{" + more) if more.startswith(b'"') else None
+    return (body[start:end + 1], rest) if rest.startswith(b"}") else None
+
+
+def flat_points(array: bytes) -> FlatPoints | None:
+    """The points of the JSON array ``array`` as columns, when every point is an object with the
+    same keys in the same order (as the first point has them, spelled without escapes, digits,
+    whitespace or ``.+-{}[],:``), written with the same whitespace, and every value is a finite
+    number without exponent; None otherwise (the caller then parses the array as any JSON).
+
+    The work per point is done by C loops over the whole text, not by a dict per point:
+
+    * the *skeleton* (the text without number characters) must be the first point's repeated,
+      with the separator that follows it: that proves the structure, the keys and whitespace of
+      every point, and that nothing but number characters is left anywhere else;
+    * the *values* (the text without anything but number characters, whitespace and ``,[]``;
+      ``:`` and ``}`` made whitespace) are then ``[v, v, ...]`` in order, parsed by orjson in one
+      go. orjson refuses any value that is not a JSON number, and any number character outside a
+      value (it stands apart from the value beside it), unless it stands in for an empty value
+      (``{"a":}5``): no value's place may be found empty.
+
+    The text to store is the array as sent, without its whitespace.
+    """
+    if array[1:2] != b"{":
+        return None
+    close = array.find(b"}")
+    first_text = array[1:close + 1]
+    try:
+        first = loads_strict(first_text)
+    except ValueError:
+        return None
+    if type(first) is not dict or not first:
+        return None
+    keys = tuple(first)
+    encoded = [k.encode() for k in keys]
+    if any(len(k.translate(None, _KEY_REFUSED)) != len(k) for k in encoded):
+        return None
+    unit = first_text.translate(None, _NUMBER)
+    if unit.translate(None, _WHITESPACE) != b"{" + b",".join([b'"' + k + b'":' for k in encoded]) + b"}":
+        return None  # the first point's keys are written with escapes, or its values are not numbers
+    following = array.find(b"{", close)
+    sep = array[close + 1:following] if following > 0 else b","
+    if sep.translate(None, _WHITESPACE) != b"," or b"\r" in unit or b"\r" in sep:
+        return None
+    skeleton = array.translate(None, _NUMBER)
+    n, odd = divmod(len(skeleton) - 2 + len(sep), len(unit) + len(sep))
+    if odd or n < 1 or not _repeats(skeleton, b"[" + unit, sep + unit, n - 1, b"]"):
+        return None
+    values_text = array.translate(_VALUES_TABLE, _VALUES_DELETE)
+    try:
+        values = loads_strict(values_text)
+    except ValueError:
+        return None
+    m = len(keys)
+    if type(values) is not list or len(values) != m * n:  # cannot be, once the skeleton matched
+        return None
+    # No value left empty ("\r" followed by the whitespace and separator of the skeleton) while a
+    # number character elsewhere in its item took its place.
+    for empty in {unit[i:j + 1].translate(_VALUES_TABLE, _VALUES_DELETE) for i, j in _slots(unit)}:
+        if values_text.find(empty) >= 0:
+            return None
+    columns = [values] if m == 1 else [values[j::m] for j in range(m)]
+    if len(unit) + len(sep) != len(unit.translate(None, _WHITESPACE)) + 1:
+        # Stored without the whitespace (the skeleton proved there is none inside keys or numbers).
+        array = array.translate(None, _WHITESPACE)
+    try:
+        text = array.decode()
+    except UnicodeDecodeError:  # pragma: no cover - orjson read the same keys as UTF-8
+        return None
+    return FlatPoints(keys, columns, text)
+
+
+def _repeats(text: bytes, head: bytes, unit: bytes, times: int, tail: bytes) -> bool:
+    """``text == head + unit * times + tail``, compared in place (memcmp of blocks of units: no
+    copy of the whole expected text, which costs more than the comparison at this size)."""
+    if len(text) != len(head) + len(unit) * times + len(tail) or not text.startswith(head) or \
+            not text.endswith(tail):
+        return False
+    block, at = unit * 256, len(head)
+    while times >= 256:
+        if not text.startswith(block, at):
+            return False
+        at, times = at + len(block), times - 256
+    return text.startswith(unit * times, at)
+
+
+def _slots(unit: bytes) -> list[tuple[int, int]]:
+    """``(colon, separator)`` positions of each value's place in a point's skeleton."""
+    out, at = [], unit.find(b":")
+    while at >= 0:
+        end = min(i for i in (unit.find(b",", at), unit.find(b"}", at)) if i >= 0)
+        out.append((at, end))
+        at = unit.find(b":", end)
+    return out

@@ -37,10 +37,8 @@ Nothing is ever written below the tree: the cursors live in the private data dir
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import operator
 import os
 import sys
 import threading
@@ -52,15 +50,13 @@ from typing import Any
 
 from ml_dash.api.client import ApiClient
 from ml_dash.errors import MLDashError
+from ml_dash.records.blocks import check_log_lines, check_metric_lines, read_blocks
 from ml_dash.records.dashrc import DASHRC_FILE
 from ml_dash.records.jsonio import atomic_write_text
 from ml_dash.records.layout import FILES_MANIFEST, METRIC_DATA_FILE, METRIC_METADATA_FILE
-from ml_dash.records.logs import LogLine
-from ml_dash.records.metrics import MetricPoint
-from ml_dash.records.read import MAX_LINE_BYTES, parse_line
 from ml_dash.upload.dashrc import FolderDashrc, folder_dashrcs
 from ml_dash.upload.discover import DiscoveredExperiment, discover
-from ml_dash.upload.engine import Engine, ExperimentResult, StreamResult, _said
+from ml_dash.upload.engine import Batch, Engine, ExperimentResult, StreamResult, _overlaps, _said
 from ml_dash.upload.plan import ExperimentPlan, Plan, StreamPlan, build_plan
 from ml_dash.upload.resume import Resume
 from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator, StreamCheck, mark_clashes
@@ -68,7 +64,6 @@ from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator, Stre
 __all__ = ["Mirror", "PassResult", "Tail"]
 
 CURSORS_FILE = "mirror-cursors.json"
-READ_CHUNK = 4 * 1024 * 1024
 CHECK_BYTES = 4096  # the bytes before a saved cursor that must still be there for it to be trusted
 SLICE_RECORDS = 100_000  # records read per experiment per pass: a large tree's experiments fill in together
 
@@ -117,31 +112,8 @@ class Tail:
     def blocks(self, lines_per_block: int) -> Iterator[tuple[list[bytes], int]]:
         """``(complete lines, offset after them)`` from the cursor on; a last line without its
         newline (a writer mid-append) is left for the next pass."""
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            position = self.offset
-            carry = b""
-            lines: list[bytes] = []
-            while True:
-                chunk = f.read(READ_CHUNK)
-                if not chunk:
-                    break
-                data = carry + chunk
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    carry = data
-                    if len(carry) > MAX_LINE_BYTES:  # one absurd line: reported once it ends
-                        carry = carry[:MAX_LINE_BYTES + 1]
-                    continue
-                complete, carry = data[:cut], data[cut + 1:]
-                for line in complete.split(b"\n"):
-                    lines.append(line)
-                    position += len(line) + 1
-                    if len(lines) >= lines_per_block:
-                        yield lines, position
-                        lines = []
-            if lines:
-                yield lines, position
+        for lines, end, _ in read_blocks(self.path, lines_per_block, self.offset, partial_last=False):
+            yield lines, end
 
     def advance(self, offset: int, valid: int, invalid: int) -> None:
         self.offset, self.count, self.invalid = offset, self.count + valid, self.invalid + invalid
@@ -162,71 +134,18 @@ def _check_of(path: Path, offset: int) -> str:
 
 
 # --- parsing blocks of lines ---------------------------------------------------------------------------
-def _plain_point(doc: Any) -> bool:
-    """A point every rule of MetricPoint accepts, decided without the model (the common case)."""
-    if type(doc) is not dict or type(doc.get("data")) is not dict:
-        return False
-    index = doc.get("index")
-    if index is not None and (type(index) is not int or index < 0):
-        return False
-    created = doc.get("createdAt")
-    if created is not None and type(created) is not str:
-        return False
-    ts = doc.get("_ts")
-    return ts is None or type(ts) in (int, float)
+def metric_block(lines: list[bytes]) -> tuple[list[bytes], int]:
+    """The ``data`` (JSON text) of every valid point of ``lines`` and how many lines were not valid
+    points (see ``records/blocks.py``)."""
+    block = check_metric_lines(lines)
+    return block.records, len(block.problems)
 
 
-def metric_block(lines: list[bytes]) -> tuple[list[dict[str, Any]], int, bool]:
-    """The ``data`` of every valid point of ``lines``, how many lines were not valid points, and
-    whether the points are surely finite (no NaN/Infinity inside). One orjson call for the whole
-    block; a block orjson or the quick check does not take whole (NaN, a bad or blank line) goes
-    line by line through the record model, as the uploader does."""
-    try:
-        import orjson
-
-        docs = orjson.loads(b"[" + b",".join(lines) + b"]")
-        if all(_plain_point(d) for d in docs):
-            return [d["data"] for d in docs], 0, True  # orjson refuses NaN/Infinity: none is inside
-    except (ImportError, ValueError):
-        pass
-    out: list[dict[str, Any]] = []
-    bad = 0
-    for raw in lines:
-        rec = parse_line(raw, MetricPoint)
-        if isinstance(rec, str):
-            bad += 1
-        else:
-            out.append(rec.data)
-    return out, bad, False
+def log_block(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
+    block = check_log_lines(lines)
+    return block.records, len(block.problems)
 
 
-def log_block(lines: list[bytes]) -> tuple[list[dict[str, Any]], int, bool]:
-    out: list[dict[str, Any]] = []
-    bad = 0
-    for raw in lines:
-        rec = parse_line(raw, LogLine)
-        if isinstance(rec, str):
-            bad += 1
-            continue
-        entry: dict[str, Any] = {"timestamp": rec.timestamp, "level": rec.level, "message": rec.message}
-        if rec.metadata:
-            entry["metadata"] = rec.metadata
-        out.append(entry)
-    return out, bad, False
-
-
-_first = operator.itemgetter(0)
-_second = operator.itemgetter(1)
-
-
-def _overlaps(resume: Resume, lo: int, hi: int) -> bool:
-    """Whether the server has any of records ``lo..hi`` (by the resume's ranges)."""
-    return any(a <= hi and b >= lo for a, b in resume.done)
-
-
-def _send_with(send: Callable[[list[tuple[int, Any]], bool], None], finite: bool,
-               batch: list[tuple[int, Any]]) -> None:
-    send(batch, finite)
 
 
 # --- the engine, reading from cursors ---------------------------------------------------------------------
@@ -273,8 +192,8 @@ class MirrorEngine(Engine):
         return result
 
     def _tail_stream(self, e: ExperimentPlan, s: StreamPlan, resume: Resume,
-                     parse: Callable[[list[bytes]], tuple[list[Any], int, bool]],
-                     send: Callable[[list[tuple[int, Any]], bool], None]) -> StreamResult:
+                     parse: Callable[[list[bytes]], tuple[list[Any], int]],
+                     send: Callable[[Batch], None]) -> StreamResult:
         assert s.source is not None
         tail = self.tails[s.source]
         result = StreamResult(s.kind, s.name)
@@ -289,46 +208,24 @@ class MirrorEngine(Engine):
             if not self._take(e, len(lines)):
                 tail.seal()
                 return result  # not read to its end: ``seen`` stays, so the stream is pending next pass
-            records, bad, finite = parse(lines)
-            first = tail.count
-            if _overlaps(resume, first, first + len(records) - 1):
-                numbered = [(first + i, r) for i, r in enumerate(records) if not resume.has(first + i)]
-            else:  # the common case (a first import, or new lines): none of them is there yet
-                numbered = list(zip(range(first, first + len(records)), records, strict=True))
-            if numbered:
-                self._send(functools.partial(_send_with, send, finite), numbered)
-            result.sent += len(numbered)
-            result.already += len(records) - len(numbered)
+            records, bad = parse(lines)
+            batch = Batch(range(tail.count, tail.count + len(records)), records)
+            if batch and _overlaps(resume, batch.numbers[0], batch.numbers[-1]):
+                batch = batch.missing(resume)  # else the common case (a first import, new lines): none is there
+            if batch:
+                self._send(send, batch)
+            result.sent += len(batch)
+            result.already += len(records) - len(batch)
             tail.advance(end, len(records), bad)
         tail.seal()
         tail.seen = size
         return result
 
     def _metric(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, resume: Resume) -> StreamResult:
-        from ml_dash.server.fastjson import dumps_array, dumps_array_finite
-
-        def send(batch: list[tuple[int, dict[str, Any]]], finite: bool) -> None:
-            lo, hi = batch[0][0], batch[-1][0]
-            # One encoded array, which the client sends as it is: orjson when the points are known
-            # to be finite, else the encoder that keeps NaN/Infinity as 0.5.8 writes them.
-            encode = dumps_array_finite if finite else dumps_array
-            points = [encode(list(map(_second, batch)))[1:-1]]
-            if resume.writer is None:
-                self.client.append_batch(exp_id, s.name, points, lo, s.metric_info or None, encoded=True)
-                return
-            follow_on = hi - lo == len(batch) - 1
-            self.client.append_batch(exp_id, s.name, points, None, s.metric_info or None, writer_id=resume.writer,
-                                     writer_seqs=lo if follow_on else list(map(_first, batch)), encoded=True)
-
-        return self._tail_stream(e, s, resume, metric_block, send)
+        return self._tail_stream(e, s, resume, metric_block, self._metric_sender(exp_id, s, resume))
 
     def _logs(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, resume: Resume) -> StreamResult:
-        number = "writerSeq" if resume.writer else "sequenceNumber"
-
-        def send(batch: list[tuple[int, dict[str, Any]]], finite: bool) -> None:
-            self.client.append_logs(exp_id, [{**entry, number: n} for n, entry in batch], writer_id=resume.writer)
-
-        return self._tail_stream(e, s, resume, log_block, send)
+        return self._tail_stream(e, s, resume, log_block, self._log_sender(exp_id, resume))
 
 
 # --- the loop ---------------------------------------------------------------------------------------------

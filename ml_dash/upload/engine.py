@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ml_dash.api.client import RETRY_STATUSES, ApiClient, ServerUnreachable
+from ml_dash.api.client import ApiClient, ServerUnreachable
 from ml_dash.errors import ApiError, MLDashError
-from ml_dash.records.logs import LogLine
-from ml_dash.records.metrics import MetricPoint
-from ml_dash.records.read import Problem, iter_jsonl
+from ml_dash.records.blocks import CheckedBlock, check_log_lines, check_metric_lines, read_blocks
 from ml_dash.upload.dashrc import FolderDashrc
+from ml_dash.upload.files import FileStage, file_label
 from ml_dash.upload.plan import ExperimentPlan, Plan, StreamPlan
+from ml_dash.upload.results import ExperimentResult, FolderResult, RunResult, StreamResult
 from ml_dash.upload.resume import Resume, resume_for
 from ml_dash.upload.state import UploadState
+from ml_dash.upload.validate import SAMPLE
 
 __all__ = ["Engine", "ExperimentResult", "FolderResult", "Progress", "RunResult", "StreamResult"]
 
@@ -39,66 +40,41 @@ class Progress(Protocol):
     def experiment_done(self, result: ExperimentResult) -> None: ...
 
 
-@dataclass
-class StreamResult:
-    kind: str
-    name: str
-    sent: int = 0
-    already: int = 0  # on the server before this run: not sent again
-    bytes: int = 0
-    error: str | None = None
-    note: str | None = None  # e.g. a .dashrc the server has no place for (an older server)
+@dataclass(slots=True)
+class Batch:
+    """Records numbered by their position in the local stream, without a tuple per record (a million
+    small tuples keep the cyclic garbage collector busy): ``numbers`` is a range when they follow on."""
 
+    numbers: range | list[int]
+    records: list[Any]
 
-@dataclass
-class FolderResult:
-    """A folder's ``.dashrc``: "sent", "already" (the server had the same text), "unsupported"
-    (the server has no .dashrc routes: not an error) or "failed" (``error`` says why)."""
-
-    item: FolderDashrc
-    outcome: str
-    error: str | None = None
+    def __len__(self) -> int:
+        return len(self.records)
 
     @property
-    def ok(self) -> bool:
-        return self.error is None
+    def follows_on(self) -> bool:
+        return isinstance(self.numbers, range) or self.numbers[-1] - self.numbers[0] == len(self.numbers) - 1
 
+    def split(self, at: int) -> tuple[Batch, Batch]:
+        return Batch(self.numbers[:at], self.records[:at]), Batch(self.numbers[at:], self.records[at:])
 
-@dataclass
-class ExperimentResult:
-    plan: ExperimentPlan
-    experiment_id: str | None = None
-    streams: list[StreamResult] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    skipped: bool = False  # completed in a previous run (--resume)
+    def halves(self) -> tuple[Batch, Batch]:
+        return self.split(len(self) // 2)
 
-    @property
-    def ok(self) -> bool:
-        return not self.errors and all(s.error is None for s in self.streams)
+    def then(self, other: Batch) -> Batch:
+        """This batch followed by ``other`` (a range still when the numbers follow on)."""
+        if isinstance(self.numbers, range) and isinstance(other.numbers, range) and (
+                not self.numbers or self.numbers.stop == other.numbers.start):
+            numbers: range | list[int] = range(self.numbers.start if self.numbers else other.numbers.start,
+                                               other.numbers.stop)
+        else:
+            numbers = [*self.numbers, *other.numbers]
+        return Batch(numbers, self.records + other.records)
 
-    def total(self, kind: str, attr: str = "sent") -> int:
-        return sum(getattr(s, attr) for s in self.streams if s.kind == kind)
-
-    @property
-    def bytes(self) -> int:
-        return sum(s.bytes for s in self.streams)
-
-    @property
-    def all_errors(self) -> list[str]:
-        return self.errors + [f"{_stream_label(s)}: {s.error}" for s in self.streams if s.error]
-
-
-@dataclass
-class RunResult:
-    experiments: list[ExperimentResult]
-    seconds: float
-    requests: int
-    folders: list[FolderResult] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.experiments) and all(f.ok for f in self.folders)
+    def missing(self, resume: Resume) -> Batch:
+        """Only the records the server does not have."""
+        keep = [i for i, n in enumerate(self.numbers) if not resume.has(n)]
+        return Batch([self.numbers[i] for i in keep], [self.records[i] for i in keep])
 
 
 class _NoProgress:
@@ -107,7 +83,7 @@ class _NoProgress:
     def experiment_done(self, result: ExperimentResult) -> None: ...
 
 
-class Engine:
+class Engine(FileStage):
     def __init__(self, client: ApiClient, *, workers: int = 4, progress: Progress | None = None) -> None:
         self.client = client
         self.workers = workers
@@ -172,14 +148,13 @@ class Engine:
             live = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
             if e.params:
                 result.streams.append(self._params(e, exp_id, there))
-            futures: list[Future[StreamResult]] = []
+            futures: list[Future[StreamResult]] = self._files(e, [s for s in e.streams if s.kind == "file"], pool,
+                                                              exp_id, live)
             for s in e.streams:
                 if s.kind in ("logs", "metric"):
                     resume = resume_for(there, s.kind, s.name, s.items, e.writer_id)
                     send = self._logs if s.kind == "logs" else self._metric
                     futures.append(pool.submit(self._guard, e, s, send, exp_id, resume))
-                elif s.kind == "file":
-                    futures.append(pool.submit(self._guard, e, s, self._file, exp_id, live))
                 elif s.kind == "dashrc":
                     futures.append(pool.submit(self._guard, e, s, self._dashrc, exp_id))
             result.streams.extend(f.result() for f in futures)
@@ -197,7 +172,7 @@ class Engine:
         try:
             return fn(e, s, *args)
         except Exception as exc:  # noqa: BLE001 - one stream's failure is that stream's, reported
-            return StreamResult(s.kind, s.name if s.kind != "file" else _file_label(s), error=_said(exc))
+            return StreamResult(s.kind, s.name if s.kind != "file" else file_label(s), error=_said(exc))
 
     def _params(self, e: ExperimentPlan, exp_id: str, there: dict[str, Any]) -> StreamResult:
         params = e.params or {}
@@ -210,128 +185,78 @@ class Engine:
         result.sent = len(params)
         return result
 
-    # --- files ---------------------------------------------------------------------------------------
-    def _upload_once(self, exp_id: str, source: Any, entry: Any) -> bool:
-        """Upload one file, one attempt at a time; after a failed attempt, look first whether the
-        server has the file after all (committed, then the answer was lost): no server, ours or
-        0.5.8's, ever gets a second copy. True when sent now, False when it was there already."""
-        policy = self.client.retry
-        last: ApiError | None = None
-        for attempt in range(policy.attempts):
-            if last is not None:
-                self.client.sleep(policy.delay(attempt - 1, getattr(last, "retry_after", None)))
-                if self._has_file(exp_id, entry):
-                    return False
-            try:
-                self._call(self.client.upload_file, exp_id, source, prefix=entry.path, filename=entry.filename,
-                           checksum=entry.checksum, size=entry.sizeBytes, content_type=entry.contentType,
-                           description=entry.description, tags=entry.tags, metadata=entry.metadata, attempts=1,
-                           final=False)
-                return True
-            except ApiError as exc:
-                if not _retryable(exc):
-                    raise
-                last = exc
-        assert last is not None
-        self._stop(last)
-        raise last
-
-    def _has_file(self, exp_id: str, entry: Any) -> bool:
-        try:
-            files = self._call(self.client.list_files, exp_id)
-        except ApiError:
-            return False
-        return any((f["path"], f["filename"], f["checksum"]) == (entry.path, entry.filename, entry.checksum)
-                   for f in files)
-
     # --- streams ---------------------------------------------------------------------------------------
-    def _batches(self, items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-        batch: list[Any] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def _send(self, send: Callable[[list[tuple[int, Any]]], None], batch: list[tuple[int, Any]]) -> None:
+    def _send(self, send: Callable[[Batch], None], batch: Batch) -> None:
         """Send one batch of numbered records; a 413 (too large for the server) halves it."""
         try:
             self._call(send, batch)
         except ApiError as exc:
             if exc.status != 413 or len(batch) == 1:
                 raise
-            half = len(batch) // 2
-            self._send(send, batch[:half])
-            self._send(send, batch[half:])
+            for half in batch.halves():
+                self._send(send, half)
 
-    def _stream(self, e: ExperimentPlan, s: StreamPlan, records: Iterator[Any], resume: Resume,
-                send: Callable[[list[tuple[int, Any]]], None]) -> StreamResult:
-        """Number the records by their position in the local stream and send those the server lacks."""
+    def _stream(self, e: ExperimentPlan, s: StreamPlan, resume: Resume, check: Callable[..., CheckedBlock],
+                send: Callable[[Batch], None]) -> StreamResult:
+        """One pass over the stream's file: each block of lines is read, checked (``records/blocks.py``)
+        and its valid records, numbered by their position in the local stream, go into one request,
+        except those the server has. Invalid lines are skipped and kept in the result."""
+        assert s.source is not None
         result = StreamResult(s.kind, s.name)
-        per_item = s.bytes / s.items if s.items else 0
-        result.already = resume.count(s.items)
-        self.progress.advance(e, int(per_item * result.already))
-        todo = ((n, r) for n, r in enumerate(records) if not resume.has(n))
-        for batch in self._batches(todo, s.batch):
-            self._send(send, batch)
+        line, number, offset = 1, 0, 0
+        held: Batch | None = None  # by position: the last stored record, sent only with one after it
+        for lines, end, partial in read_blocks(s.source, s.batch):
+            block = check(lines, line, s.source, partial)
+            line += len(lines)
+            if block.problems:
+                result.invalid += len(block.problems)
+                result.problems.extend(block.problems[:SAMPLE - len(result.problems)])
+            batch = Batch(range(number, number + len(block.records)), block.records)
+            number += len(block.records)
+            if held is not None and batch:
+                batch, held = held.then(batch), None
+            if batch and resume.done and _overlaps(resume, batch.numbers[0], batch.numbers[-1]):
+                batch = batch.missing(resume)
+            if batch and batch.numbers[-1] == resume.recheck:
+                batch, held = batch.split(len(batch) - 1)
+            if batch:
+                self._send(send, batch)
             result.sent += len(batch)
-            result.bytes += int(per_item * len(batch))
-            self.progress.advance(e, int(per_item * len(batch)))
+            result.already += len(block.records) - len(batch) - (len(held) if held else 0)
+            result.bytes += (end - offset) * len(batch) // max(1, len(lines))  # sent now, of what was read
+            self.progress.advance(e, end - offset)
+            offset = end
+        result.already += len(held) if held else 0  # nothing followed it: the server's last record already
         return result
 
     def _logs(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, resume: Resume) -> StreamResult:
-        def lines() -> Iterator[dict[str, Any]]:
-            assert s.source is not None
-            for _, rec in iter_jsonl(s.source, LogLine):
-                if isinstance(rec, Problem):
-                    continue  # reported by validation; skipped in lenient mode
-                entry: dict[str, Any] = {"timestamp": rec.timestamp, "level": rec.level, "message": rec.message}
-                if rec.metadata:
-                    entry["metadata"] = rec.metadata
-                yield entry
-
-        number = "writerSeq" if resume.writer else "sequenceNumber"
-
-        def send(batch: list[tuple[int, dict[str, Any]]]) -> None:
-            self.client.append_logs(exp_id, [{**entry, number: n} for n, entry in batch], writer_id=resume.writer)
-
-        return self._stream(e, s, lines(), resume, send)
+        return self._stream(e, s, resume, check_log_lines, self._log_sender(exp_id, resume))
 
     def _metric(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, resume: Resume) -> StreamResult:
-        def points() -> Iterator[dict[str, Any]]:
-            assert s.source is not None
-            for _, rec in iter_jsonl(s.source, MetricPoint):
-                if not isinstance(rec, Problem):
-                    yield rec.data
+        return self._stream(e, s, resume, check_metric_lines, self._metric_sender(exp_id, s, resume))
 
-        def send(batch: list[tuple[int, dict[str, Any]]]) -> None:
-            numbers = [n for n, _ in batch]
-            data = [p for _, p in batch]
+    def _log_sender(self, exp_id: str, resume: Resume) -> Callable[[Batch], None]:
+        number = "writerSeq" if resume.writer else "sequenceNumber"
+
+        def send(batch: Batch) -> None:
+            for n, entry in zip(batch.numbers, batch.records, strict=True):
+                entry[number] = n  # the entries are this stream's own, made by the block check
+            self.client.append_logs(exp_id, batch.records, writer_id=resume.writer)
+
+        return send
+
+    def _metric_sender(self, exp_id: str, s: StreamPlan, resume: Resume) -> Callable[[Batch], None]:
+        def send(batch: Batch) -> None:
+            # batch.records: each point's JSON text, as the tree holds it
             if resume.writer is None:  # by position: the records not yet stored follow on
-                self.client.append_batch(exp_id, s.name, data, numbers[0], s.metric_info or None)
+                self.client.append_batch(exp_id, s.name, batch.records, batch.numbers[0], s.metric_info or None,
+                                         encoded=True)
                 return
-            follow_on = numbers[-1] - numbers[0] == len(numbers) - 1
-            self.client.append_batch(exp_id, s.name, data, None, s.metric_info or None, writer_id=resume.writer,
-                                     writer_seqs=numbers[0] if follow_on else numbers)
+            seqs = batch.numbers[0] if batch.follows_on else list(batch.numbers)
+            self.client.append_batch(exp_id, s.name, batch.records, None, s.metric_info or None,
+                                     writer_id=resume.writer, writer_seqs=seqs, encoded=True)
 
-        return self._stream(e, s, points(), resume, send)
-
-    def _file(self, e: ExperimentPlan, s: StreamPlan, exp_id: str, live: set[tuple[str, str, str]]) -> StreamResult:
-        entry = s.file
-        assert entry is not None and s.source is not None
-        result = StreamResult("file", _file_label(s))
-        if (entry.path, entry.filename, entry.checksum) in live:
-            result.already = 1
-        elif self._upload_once(exp_id, s.source, entry):
-            result.sent = 1
-            result.bytes = entry.sizeBytes
-        else:
-            result.already = 1
-        self.progress.advance(e, entry.sizeBytes)
-        return result
-
+        return send
 
     # --- .dashrc files ----------------------------------------------------------------------------------
     def _put_dashrc(self, path: str, params: dict[str, str], text: str) -> str:
@@ -367,10 +292,6 @@ class Engine:
             return FolderResult(f, "failed", _said(exc))
 
 
-def _stream_label(s: StreamResult) -> str:
-    return s.kind if s.kind in ("logs", "dashrc") else f"{s.kind} {s.name}"
-
-
 def _route_missing(response: Any) -> bool:
     """A 404/405 that is not our "no .dashrc here" (which has a hint): a server without the routes."""
     try:
@@ -380,8 +301,9 @@ def _route_missing(response: Any) -> bool:
     return not isinstance(error, dict) or not error.get("hint")
 
 
-def _retryable(exc: ApiError) -> bool:
-    return isinstance(exc, ServerUnreachable) or exc.status in RETRY_STATUSES
+def _overlaps(resume: Resume, lo: int, hi: int) -> bool:
+    """Whether the server has any of records ``lo..hi`` (by the resume's ranges)."""
+    return any(a <= hi and b >= lo for a, b in resume.done)
 
 
 def _said(exc: Exception) -> str:
@@ -390,10 +312,3 @@ def _said(exc: Exception) -> str:
     if not isinstance(exc, MLDashError):
         return f"{type(exc).__name__}: {exc}"
     return f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
-
-
-def _file_label(s: StreamPlan) -> str:
-    entry = s.file
-    if entry is None:
-        return s.name
-    return f"{entry.path.rstrip('/')}/{entry.filename}"

@@ -14,7 +14,7 @@ from typing import Any
 
 from ml_dash.records.files import FileEntry
 from ml_dash.upload.dashrc import FolderDashrc
-from ml_dash.upload.validate import CheckedExperiment
+from ml_dash.upload.validate import CheckedExperiment, StreamCheck
 
 __all__ = ["ExperimentPlan", "Plan", "StreamPlan", "build_plan"]
 
@@ -30,7 +30,7 @@ def _ceil_div(a: int, b: int) -> int:
 class StreamPlan:
     kind: str  # "params" | "logs" | "metric" | "file" | "dashrc"
     name: str
-    items: int  # parameters, log lines, metric points, or 1 for a file
+    items: int | None  # parameters, log lines, metric points, or 1 for a file; None: not counted up front
     bytes: int
     requests: int
     source: Path | None = None
@@ -58,7 +58,7 @@ class ExperimentPlan:
     dashrc_problem: str | None = None  # its .dashrc is invalid: reported as a failure, never sent
 
     def count(self, kind: str) -> int:
-        return sum(s.items for s in self.streams if s.kind == kind)
+        return sum(s.items or 0 for s in self.streams if s.kind == kind)
 
     @property
     def requests(self) -> int:
@@ -134,6 +134,18 @@ def _recorded_status(checked: CheckedExperiment) -> str | None:
     return status if status in ("COMPLETED", "FAILED", "CANCELLED") else None
 
 
+def _sendable(check: StreamCheck) -> bool:
+    return bool(check.valid) if check.counted else check.path.stat().st_size > 0
+
+
+def _stream_plan(kind: str, check: StreamCheck, batch: int) -> StreamPlan:
+    """A log or metric stream; its size in records and requests only when it was counted."""
+    items = check.valid if check.counted else None
+    return StreamPlan(kind, check.name if kind == "metric" else "logs", items, check.path.stat().st_size,
+                      _ceil_div(items, batch) if items is not None else 0, check.path, metric_info=check.info,
+                      batch=batch)
+
+
 def build_plan(checked: list[CheckedExperiment], *, log_batch: int, metric_batch: int, skip_params: bool = False,
                skip_logs: bool = False, skip_metrics: bool = False, skip_files: bool = False,
                folder_dashrcs: tuple[FolderDashrc, ...] = ()) -> Plan:
@@ -142,15 +154,10 @@ def build_plan(checked: list[CheckedExperiment], *, log_batch: int, metric_batch
         streams: list[StreamPlan] = []
         if c.params and not skip_params:
             streams.append(StreamPlan("params", "parameters", len(c.params), 0, 1))
-        if c.logs and c.logs.valid and not skip_logs:
-            streams.append(StreamPlan("logs", "logs", c.logs.valid, c.logs.path.stat().st_size,
-                                      _ceil_div(c.logs.valid, log_batch), c.logs.path, batch=log_batch))
+        if c.logs and not skip_logs and _sendable(c.logs):
+            streams.append(_stream_plan("logs", c.logs, log_batch))
         if not skip_metrics:
-            for m in c.metrics:
-                if m.valid:
-                    streams.append(StreamPlan("metric", m.name, m.valid, m.path.stat().st_size,
-                                              _ceil_div(m.valid, metric_batch), m.path, metric_info=m.info,
-                                              batch=metric_batch))
+            streams += [_stream_plan("metric", m, metric_batch) for m in c.metrics if _sendable(m)]
         if not skip_files:
             for f in c.uploadable_files:
                 streams.append(StreamPlan("file", f.entry.filename, 1, f.entry.sizeBytes, 1, f.blob, f.entry))

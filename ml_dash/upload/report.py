@@ -172,7 +172,7 @@ def write_report(path: Path, run: RunResult | None, *, remote: str | None, local
             "already_on_server": {"params": r.total("params", "already"), "logs": r.total("logs", "already"),
                                   "metric_points": r.total("metric", "already"), "files": r.total("file", "already")},
             "dashrc": _dashrc_status(r),
-            "invalid_lines": r.plan.invalid_lines, "skipped_files": r.plan.skipped_files,
+            "invalid_lines": r.invalid_lines, "skipped_files": r.plan.skipped_files,
             "errors": r.all_errors, "seconds": round(r.seconds, 3)})
     doc = {"version": 1, "remote": remote, "local_path": str(local_path.resolve()), "exit_code": exit_code,
            "seconds": round(run.seconds, 3) if run else 0.0, "requests": run.requests if run else 0,

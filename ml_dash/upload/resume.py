@@ -35,6 +35,9 @@ class Resume:
 
     writer: str | None
     done: tuple[tuple[int, int], ...]
+    # By position, when the stream's length is not known up front (a one-pass upload): the last
+    # stored record, sent again only if a record follows it (see the module docstring).
+    recheck: int | None = None
 
     def has(self, n: int) -> bool:
         return in_ranges(self.done, n)
@@ -44,7 +47,8 @@ class Resume:
         return sum(max(0, min(hi, items - 1) - lo + 1) for lo, hi in self.done)
 
 
-def resume_for(there: dict[str, Any], kind: str, name: str, items: int, writer_id: str | None) -> Resume:
+def resume_for(there: dict[str, Any], kind: str, name: str, items: int | None, writer_id: str | None) -> Resume:
+    """``items``: the records of the local stream, or None when they are not counted before sending."""
     key = stream_key(kind, name)
     stored = int(there.get("logs", 0)) if kind == "logs" else int((there.get("metrics") or {}).get(name, 0))
     if writer_id and there.get("writers"):
@@ -55,5 +59,7 @@ def resume_for(there: dict[str, Any], kind: str, name: str, items: int, writer_i
     if stored == 0:
         return Resume(None, ())
     # By position. With more to send, the last stored record goes again: the server checks it.
+    if items is None:
+        return Resume(None, ((0, stored - 2),) if stored >= 2 else (), recheck=stored - 1)
     last_known = stored - 2 if items > stored else stored - 1
     return Resume(None, ((0, last_known),) if last_known >= 0 else ())

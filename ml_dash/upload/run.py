@@ -8,6 +8,7 @@ seed document; the exit code is 0 when everything was uploaded, 1 when anything 
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ml_dash.errors import ApiError, ConfigError
 from ml_dash.upload.dashrc import FolderDashrc, folder_dashrcs
 from ml_dash.upload.discover import DiscoveredExperiment, discover
 from ml_dash.upload.plan import Plan, build_plan, human_bytes
+from ml_dash.upload.results import RunResult
 from ml_dash.upload.state import UploadState, load_state
 from ml_dash.upload.validate import CheckedExperiment, ExperimentValidator, mark_clashes
 
@@ -116,7 +118,7 @@ def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
                     found[e.key] = "new"
                     continue
                 there = c.streams(str(exp["id"]), e.writer_id) or {}
-                have = sum(resume_for(there, s.kind, s.name, s.items, e.writer_id).count(s.items)
+                have = sum(resume_for(there, s.kind, s.name, s.items, e.writer_id).count(s.items or 0)
                            for s in e.streams if s.kind in ("logs", "metric"))
                 todo = e.count("logs") + e.count("metric")
                 files = {(f["path"], f["filename"], f["checksum"]) for f in there.get("files") or []}
@@ -155,7 +157,10 @@ def upload(cfg: UploadConfig) -> int:
     skipped = frozenset(part for part in ("logs", "metrics", "files", "params") if getattr(cfg.skip, part))
     # The server verifies every file's sha256 on arrival: only a strict run (which must refuse before
     # sending anything) or a dry run reads each file an extra time to check it up front.
-    validator = ExperimentValidator(strict=cfg.strict, skip=skipped, verify_checksums=cfg.strict or cfg.dry_run)
+    # Lenient uploads read each JSONL line once, as they send it (invalid lines are reported at the
+    # end); strict ones and dry runs check every line first, as they must refuse before sending.
+    validator = ExperimentValidator(strict=cfg.strict, skip=skipped, verify_checksums=cfg.strict or cfg.dry_run,
+                                    count_lines=cfg.strict or cfg.dry_run)
     checked = [validator.validate_experiment(e) for e in experiments]
     mark_clashes(checked)
     invalid = _print_validation(checked, cfg)
@@ -224,11 +229,15 @@ def _execute(cfg: UploadConfig, plan: Plan, token: str, state: UploadState | Non
             print(f"\nState saved to {cfg.state_file}. Use --resume to retry failed uploads.")
             _report(cfg, None, 1, checked)
             return 1
+        # Everything made so far (modules, configuration) lives to the end: out of the collector's sight,
+        # the collections that the upload's many small objects set off stay short.
+        gc.freeze()
         with choose_progress(cfg.progress, plan) as progress:
             engine = Engine(client, workers=cfg.workers, progress=progress)
             run = engine.run(plan, state)  # type: ignore[arg-type]
     finally:
         client.close()
+    _print_skipped_lines(run, cfg.verbose)
     print_results(run, cfg.verbose)
     print_summary(run)
     if engine.stopped is not None:
@@ -245,6 +254,26 @@ def _execute(cfg: UploadConfig, plan: Plan, token: str, state: UploadState | Non
         print(f"\nState saved to {cfg.state_file}. Use --resume to retry failed uploads.")
     _report(cfg, run, exit_code, checked)
     return exit_code
+
+
+def _print_skipped_lines(run: RunResult, verbose: bool) -> None:
+    """The invalid lines a lenient upload skipped, found while streaming: the seed's validation lines."""
+    from ml_dash.upload.validate import lines_message
+
+    shown = [r for r in run.experiments if any(s.invalid for s in r.streams)]
+    if not shown:
+        return
+    print("\nSkipped invalid lines:")
+    for r in shown:
+        print(f"  ⚠ {r.plan.display}:")
+        for s in r.streams:
+            if s.invalid:
+                what = "logs.jsonl" if s.kind == "logs" else f"metric '{s.name}'"
+                print(f"      {lines_message(what, s.invalid, s.problems, False)}")
+        if verbose:
+            for s in r.streams:
+                for p in s.problems:
+                    print(f"        {p}")
 
 
 def _stopped(cfg: UploadConfig, exc: ApiError) -> None:

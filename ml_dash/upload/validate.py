@@ -10,6 +10,7 @@ are not uploaded. JSONL is streamed: memory stays flat however large the tree is
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,12 @@ from pydantic import ValidationError
 
 from ml_dash.errors import InvalidInputError, RecordError
 from ml_dash.records.base import describe_validation_error
+from ml_dash.records.blocks import CheckedBlock, check_log_lines, check_metric_lines, read_blocks
 from ml_dash.records.experiment import ExperimentRecord
 from ml_dash.records.files import FileEntry
-from ml_dash.records.logs import LogLine
-from ml_dash.records.metrics import MetricMetadata, MetricPoint
+from ml_dash.records.metrics import MetricMetadata
 from ml_dash.records.parameters import ParametersRecord
-from ml_dash.records.read import Problem, iter_jsonl, load_record
+from ml_dash.records.read import Problem, load_record
 from ml_dash.sdk.files_util import sha256_file
 from ml_dash.upload.dashrc import DashrcCheck, check_dashrc
 from ml_dash.upload.discover import DiscoveredExperiment
@@ -43,6 +44,7 @@ class StreamCheck:
     invalid: int = 0
     sample: list[Problem] = field(default_factory=list)
     info: dict[str, Any] | None = None  # a metric's description/tags/metadata (its metadata.json)
+    counted: bool = True  # False: not read up front (a lenient upload checks each line as it sends it)
 
     @property
     def sample_lines(self) -> list[int]:
@@ -105,31 +107,46 @@ class CheckedExperiment:
 ValidationResult = CheckedExperiment
 
 
-def _scan(path: Path, model: type, name: str) -> StreamCheck:
-    check = StreamCheck(name=name, path=path)
-    for _, rec in iter_jsonl(path, model):
-        if isinstance(rec, Problem):
-            check.invalid += 1
-            if len(check.sample) < SAMPLE:
-                check.sample.append(rec)
-        else:
-            check.valid += 1
+SCAN_BLOCK = 10_000  # lines checked per call (see records/blocks.py)
+
+
+def _scan(path: Path, check_lines: Callable[..., CheckedBlock], name: str, count: bool = True) -> StreamCheck:
+    """Every line of a JSONL stream checked, a block at a time; ``count`` False: only its presence."""
+    check = StreamCheck(name=name, path=path, counted=count)
+    if not count:
+        return check
+    line = 1
+    for lines, _, partial in read_blocks(path, SCAN_BLOCK):
+        block = check_lines(lines, line, path, partial)
+        line += len(lines)
+        check.valid += len(block.records)
+        check.invalid += len(block.problems)
+        check.sample.extend(block.problems[:SAMPLE - len(check.sample)])
     return check
 
 
-def _lines_message(what: str, check: StreamCheck, strict: bool) -> str:
+def lines_message(what: str, invalid: int, sample: list[Problem], strict: bool) -> str:
+    """The seed's line about a stream's invalid lines (``what``: "logs.jsonl" or "metric 'loss'")."""
     suffix = "" if strict else " - will skip these"
-    return f"{what} has {check.invalid} invalid lines (e.g., {check.sample_lines}...){suffix}"
+    return f"{what} has {invalid} invalid lines (e.g., {[p.line for p in sample]}...){suffix}"
+
+
+def _lines_message(what: str, check: StreamCheck, strict: bool) -> str:
+    return lines_message(what, check.invalid, check.sample, strict)
 
 
 class ExperimentValidator:
     """``ExperimentValidator(strict=False).validate_experiment(exp)`` as in the seed."""
 
-    def __init__(self, strict: bool = False, verify_checksums: bool = True, skip: frozenset[str] = frozenset()) -> None:
-        """``skip``: parts not to read at all ("logs", "metrics", "files", "params"), as they will not be sent."""
+    def __init__(self, strict: bool = False, verify_checksums: bool = True, skip: frozenset[str] = frozenset(),
+                 count_lines: bool = True) -> None:
+        """``skip``: parts not to read at all ("logs", "metrics", "files", "params"), as they will not be sent.
+        ``count_lines`` False: logs and metrics are not read here (a lenient upload checks each line
+        once, as it sends it, and reports the invalid ones at the end)."""
         self.strict = strict
         self.verify_checksums = verify_checksums
         self.skip = skip
+        self.count_lines = count_lines
 
     def _problem(self, result: CheckedExperiment, lenient_text: str, strict_text: str | None = None) -> None:
         if self.strict:
@@ -148,13 +165,13 @@ class ExperimentValidator:
         if "params" not in self.skip:
             self._check_params(result)
         if paths.logs_jsonl.is_file() and "logs" not in self.skip:
-            result.logs = _scan(paths.logs_jsonl, LogLine, "logs")
+            result.logs = _scan(paths.logs_jsonl, check_log_lines, "logs", self.count_lines)
             if result.logs.invalid:
                 self._problem(result, _lines_message("logs.jsonl", result.logs, False),
                               _lines_message("logs.jsonl", result.logs, True))
                 result.details += [str(p) for p in result.logs.sample]
         for name in exp.metric_names if "metrics" not in self.skip else []:
-            check = _scan(paths.metrics_dir / name / "data.jsonl", MetricPoint, name)
+            check = _scan(paths.metrics_dir / name / "data.jsonl", check_metric_lines, name, self.count_lines)
             check.info = self._metric_info(result, paths.metrics_dir / name / "metadata.json", name)
             result.metrics.append(check)
             if check.invalid:

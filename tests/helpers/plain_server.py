@@ -14,10 +14,12 @@ from typing import Any
 
 def _patch() -> None:
     from ml_dash.server.ids import new_id, now_iso
-    from ml_dash.server.routes import experiments
+    from ml_dash.server.routes import experiments, files
     from ml_dash.server.storage import sql
 
     experiments.router.routes = [r for r in experiments.router.routes if not r.path.endswith("/streams")]
+    # 0.5.8 takes one file per request: no batch route, so the uploader's fallback is what runs here.
+    files.router.routes = [r for r in files.router.routes if not r.path.endswith("/batch/files")]
 
     def add_file(self: sql.SqlMetadataStore, experiment_id: int, fields: dict[str, Any]) -> tuple[dict, bool]:
         now = now_iso()

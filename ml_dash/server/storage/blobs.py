@@ -25,15 +25,18 @@ class StagedBlob:
     """Bytes being received: spooled to a temporary file while hashed, never held in memory."""
 
     def __init__(self, directory: Path, max_bytes: int) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
+        try:
+            fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
+        except FileNotFoundError:  # the first upload (or the directory was removed): made once, not per file
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
         self.max_bytes = max_bytes
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
             raise ServerError("payload_too_large", f"file larger than the server's limit of {self.max_bytes} bytes",
@@ -84,8 +87,11 @@ class FileBlobStore:
         if target.exists():
             staged.discard()  # identical content is kept once
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged.path, target)
+        try:
+            os.replace(staged.path, target)
+        except FileNotFoundError:  # the first blob of its ab/cd directory
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged.path, target)
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
@@ -119,6 +125,9 @@ class S3BlobStore:
         self.prefix = prefix.strip("/")
         self._staging = staging
         self.client = client or boto3.client("s3", endpoint_url=endpoint_url)
+        from boto3.s3.transfer import TransferConfig
+
+        self._transfer = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=4)
 
     def _key(self, sha256: str) -> str:
         key = _check_key(sha256)
@@ -130,8 +139,9 @@ class S3BlobStore:
     def commit(self, staged: StagedBlob, sha256: str) -> None:
         try:
             if not self.exists(sha256):
-                # upload_file streams from disk and switches to multipart for large files.
-                self.client.upload_file(str(staged.path), self.bucket, self._key(sha256))
+                # upload_file streams from disk and switches to multipart for large files; at most
+                # 4 parts of 8 MiB in memory per upload (boto3's default is 10), whatever the file's size.
+                self.client.upload_file(str(staged.path), self.bucket, self._key(sha256), Config=self._transfer)
         except ServerError:
             raise
         except Exception as exc:

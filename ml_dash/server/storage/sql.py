@@ -25,13 +25,15 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ml_dash.api.errors import ServerError
 from ml_dash.api.ranges import coalesce, in_ranges
+from ml_dash.server.fastjson import FlatPoints
 from ml_dash.server.ids import new_id, now_iso, set_node
 from ml_dash.server.storage import summaries
 from ml_dash.server.storage.migrations import MIGRATIONS
@@ -39,7 +41,7 @@ from ml_dash.server.storage.migrations import MIGRATIONS
 CONFLICT_HINT = "another writer changed the same record at the same moment; retry the request"
 DATABASE_HINT = "the server's database failed; the server log has the details"
 
-__all__ = ["Appended", "SqlMetadataStore", "open_postgres", "open_sqlite"]
+__all__ = ["Appended", "LogColumns", "SqlMetadataStore", "open_postgres", "open_sqlite"]
 
 Row = dict[str, Any]
 
@@ -368,32 +370,56 @@ class SqlMetadataStore:
                 "createdAt": row["params_created_at"], "updatedAt": row["params_updated_at"]}
 
     # --- logs ----------------------------------------------------------------------------------
-    def append_logs(self, experiment_id: int, entries: Sequence[tuple[int | None, str | None, str, str, Any]],
+    def append_logs(self, experiment_id: int,
+                    entries: Sequence[tuple[int | None, str | None, str, str, Any]] | LogColumns,
                     writer: str | None = None) -> Appended:
-        """Insert lines ``(seq or None, timestamp, level, message, metadata)``.
+        """Insert lines ``(seq or None, timestamp, level, message, metadata)`` (or those columns).
 
         With ``writer``, ``seq`` is that writer's own sequence number and the server picks the
         position; without, ``seq`` is the position (or None: at the end).
         """
+        # The common batches (all new for their writer; by position, following on from the count or
+        # without positions) go through as columns: zip and map, no Python loop per line, and the
+        # rows are made one at a time as SQLite takes them (no list of them for the GC to walk).
+        if isinstance(entries, LogColumns):
+            seqs, stamps, levels, messages, metas = entries
+            entries = _LazyRows(entries)
+        else:
+            seqs, stamps, levels, messages, metas = map(list, zip(*entries, strict=True)) if entries else ([],) * 5
         with self._tx() as cur:
             row = cur.one("SELECT log_count FROM experiments WHERE id = ?" + self.dialect.lock, (experiment_id,))
             assert row is not None
             count = int(row["log_count"])
+            columns: tuple[Sequence[Any], ...] | None = None
             if writer is not None:
-                fresh = self._claim(cur, experiment_id, "logs", writer, [int(e[0] or 0) for e in entries])
-                kept = [e for e, new in zip(entries, fresh, strict=True) if new]
-                placed = [(count + i, *e[1:]) for i, e in enumerate(kept)]
-                span = [p[0] for p in placed]
+                numbers = seqs if set(map(type, seqs)) <= {int} else [int(s or 0) for s in seqs]
+                fresh = self._claim(cur, experiment_id, "logs", writer, numbers) if entries else []
+                if all(fresh):
+                    columns = range(count, count + len(entries)), stamps, levels, messages, metas
+                else:
+                    kept = [e for e, new in zip(entries, fresh, strict=True) if new]
+                    placed = [(count + i, *e[1:]) for i, e in enumerate(kept)]
+                    span = [p[0] for p in placed]
+            elif seqs.count(None) == len(seqs) or seqs == list(range(count, count + len(seqs))):
+                columns = range(count, count + len(entries)), stamps, levels, messages, metas
             else:
                 placed, span = self._place_logs(cur, experiment_id, count, entries)
-            if placed:
+            if columns is None:
+                columns = tuple(map(list, zip(*placed, strict=True))) if placed else ((),) * 5
+            else:
+                span = columns[0]
+            positions, stamps, levels, messages, metas = columns
+            if positions:
+                encoded = [None] * len(metas) if metas.count(None) == len(metas) else list(map(_dumps, metas))
                 cur.executemany("INSERT INTO logs (experiment_id, seq, timestamp, level, message, metadata) "
                                 "VALUES (?, ?, ?, ?, ?, ?)",
-                                [(experiment_id, pos, ts, level, msg, _dumps(meta)) for pos, ts, level, msg, meta
-                                 in placed])
-                count = max(count, max(p[0] for p in placed) + 1)
+                                zip(repeat(experiment_id), positions, stamps, levels, messages, encoded))
+                count = max(count, _last(positions) + 1)
                 cur.execute("UPDATE experiments SET log_count = ? WHERE id = ?", (count, experiment_id))
-            return Appended(len(placed), len(entries) - len(placed), min(span, default=count),
+            if isinstance(span, range):  # min/max of a range would walk it
+                return Appended(len(positions), len(entries) - len(positions), span.start if span else count,
+                                span[-1] if span else count - 1, count)
+            return Appended(len(positions), len(entries) - len(positions), min(span, default=count),
                             max(span, default=count - 1), count)
 
     def _place_logs(self, cur: _Cursor, experiment_id: int, count: int,
@@ -452,16 +478,20 @@ class SqlMetadataStore:
         return rows, int((total or {}).get("n") or 0)
 
     # --- metrics -------------------------------------------------------------------------------
-    def append_points(self, experiment_id: int, name: str, points: Sequence[Any], start_index: int | None,
-                      description: str | None, tags: list[str] | None, metadata: dict[str, Any] | None,
-                      encode: Callable[[Sequence[Any]], str] = json.dumps, writer: str | None = None,
-                      writer_seqs: Sequence[int] | None = None) -> tuple[Row, Appended]:
+    def append_points(self, experiment_id: int, name: str, points: Sequence[Any] | FlatPoints,
+                      start_index: int | None, description: str | None, tags: list[str] | None,
+                      metadata: dict[str, Any] | None, encode: Callable[[Sequence[Any]], str] = json.dumps,
+                      writer: str | None = None, writer_seqs: Sequence[int] | None = None) -> tuple[Row, Appended]:
         """Append points as one chunk row; returns the metric row and what was appended.
 
         With ``writer`` and ``writer_seqs`` (that writer's own sequence number of each point)
         the server picks the positions and skips what it already has from that writer. With
         ``start_index`` the points already stored must be the same ones (a retry) or the batch is
         refused; a start beyond the series' total would leave a gap and is refused too.
+
+        ``points`` read as columns (:class:`FlatPoints`, the ingest fast path) are stored as their
+        text and summarised column by column when they all go in at the end (the common case);
+        a retry that overlaps what is stored turns them into dicts first.
         """
         now = now_iso()
         with self._tx() as cur:
@@ -475,21 +505,26 @@ class SqlMetadataStore:
                 metric = cur.one(select, (experiment_id, name))
             assert metric is not None
             total = int(metric["total"])
+            fresh: Sequence[Any] | FlatPoints
             if writer is not None:
                 assert writer_seqs is not None and len(writer_seqs) == len(points)
                 fresh_mask = self._claim(cur, experiment_id, "metric:" + name, writer, writer_seqs)
-                fresh = points if all(fresh_mask) else [p for p, new in zip(points, fresh_mask, strict=True) if new]
+                fresh = points if all(fresh_mask) else \
+                    [p for p, new in zip(_dicts(points), fresh_mask, strict=True) if new]
             else:
                 start = total if start_index is None else start_index
                 if start > total:
                     raise ServerError("conflict", f"metric {name!r}: startIndex {start} leaves a gap (the series has "
                                                   f"{total} points)", hint="resume from the server's count")
+                fresh = points
                 if start < total:
-                    self._check_overlap(cur, metric, start, points[:total - start])
-                fresh = points[total - start:]
+                    listed = _dicts(points)
+                    self._check_overlap(cur, metric, start, listed[:total - start])
+                    fresh = listed[total - start:]
             if fresh:
+                data = fresh.text if isinstance(fresh, FlatPoints) else encode(fresh)
                 cur.execute("INSERT INTO metric_chunks (metric_id, start_idx, end_idx, data, created_at) "
-                            "VALUES (?, ?, ?, ?, ?)", (metric["id"], total, total + len(fresh) - 1, encode(fresh), now))
+                            "VALUES (?, ?, ?, ?, ?)", (metric["id"], total, total + len(fresh) - 1, data, now))
                 summarized = int(metric["summarized"])
                 if summarized == total:  # else a series from before the summaries: summarised on its first read
                     summaries.append(cur, metric["id"], total, fresh, now)
@@ -688,6 +723,39 @@ class SqlMetadataStore:
             return cur.one("SELECT id FROM files WHERE checksum = ? LIMIT 1", (checksum,)) is not None
 
 
+class LogColumns(NamedTuple):
+    """Log lines as columns (what ``append_logs`` takes from the ingest fast path)."""
+
+    seqs: list[int | None]
+    stamps: list[str | None]
+    levels: list[str]
+    messages: list[str]
+    metadata: list[Any]
+
+
+class _LazyRows(Sequence[tuple[Any, ...]]):
+    """The lines of :class:`LogColumns` as ``(seq, timestamp, level, message, metadata)`` tuples,
+    made only if a rare path (a retry, positions that do not follow on) asks for them."""
+
+    def __init__(self, columns: LogColumns) -> None:
+        self._columns = columns
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def _all(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows = list(zip(*self._columns, strict=True))
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._columns.messages)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._all())
+
+
 class Appended(NamedTuple):
     """What one append did: ``created`` records stored at positions ``start..end`` (an empty
     range when nothing was new), ``duplicates`` already there, and the stream's new length."""
@@ -697,6 +765,14 @@ class Appended(NamedTuple):
     start: int
     end: int
     total: int
+
+
+def _last(positions: Sequence[int]) -> int:
+    return positions[-1] if isinstance(positions, range) else max(positions)
+
+
+def _dicts(points: Sequence[Any] | FlatPoints) -> Sequence[Any]:
+    return points.dicts() if isinstance(points, FlatPoints) else points
 
 
 def _canonical(value: Any) -> str:
@@ -728,7 +804,7 @@ class _Cursor:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
         self._cur.execute(self._dialect.sql(sql), tuple(args))
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._cur.executemany(self._dialect.sql(sql), rows)
 
     def _rows(self) -> list[Row]:

@@ -54,7 +54,7 @@ from operator import itemgetter
 from typing import Any
 
 from ml_dash.api.ranges import coalesce
-from ml_dash.server.fastjson import dumps, loads
+from ml_dash.server.fastjson import FlatPoints, dumps, loads
 
 __all__ = ["FANOUT", "LEVELS", "SIZES", "SeriesQuery", "append", "backfill", "covered", "fields_of",
            "read_series"]
@@ -113,8 +113,10 @@ def _slow(seg: Sequence[Any]) -> Stats | None:
     return [len(fin), sum(fin), min(fin), max(fin), len(nums) - len(fin), nums[-1]]
 
 
-def _columns(points: Sequence[Any]) -> dict[str, list[Any]]:
+def _columns(points: Sequence[Any] | FlatPoints) -> dict[str, Sequence[Any]]:
     """``{field: [value or None per point]}``; one C loop per field when every point has the same keys."""
+    if isinstance(points, FlatPoints):  # read as columns already (the ingest fast path)
+        return dict(zip(points.keys, points.columns, strict=True))
     first = points[0]
     if type(first) is dict:
         keys = list(first)
@@ -146,7 +148,8 @@ def merge_rows(a: Row, b: Row) -> Row:
     return [a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]), fields]
 
 
-def _level0(start: int, points: Sequence[Any], times: Sequence[tuple[int, float]]) -> list[tuple[int, Row]]:
+def _level0(start: int, points: Sequence[Any] | FlatPoints,
+            times: Sequence[tuple[int, float]]) -> list[tuple[int, Row]]:
     """``(block, row)`` of the level-0 blocks the points (at positions ``start..``) fall in;
     ``times`` = runs ``(count, seconds)`` of the points' storage time, in order."""
     cols = _columns(points)
@@ -238,7 +241,7 @@ def _decode(r: dict[str, Any]) -> Row:
     return [int(r["points"]), float(r["t_sum"]), float(r["t_min"]), float(r["t_max"]), loads(r["fields"])]
 
 
-def append(cur: Any, metric_id: int, start: int, points: Sequence[Any], created_at: str) -> None:
+def append(cur: Any, metric_id: int, start: int, points: Sequence[Any] | FlatPoints, created_at: str) -> None:
     """Summarise one append (in its transaction; the caller holds the metric's row lock)."""
     pyramid = _Pyramid(cur, metric_id)
     pyramid.add(start, _level0(start, points, [(len(points), epoch(created_at))]))
