@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ sys.path.insert(0, str(REPO))
 OURS = REPO / ".venv" / "bin" / "ml-dash"
 THEIRS = REPO / ".venv-ml-dash-0.5.8" / "bin" / "ml-dash"
 
+from bench.upload_files import run_client  # noqa: E402
 from tests.helpers.server import live_server  # noqa: E402
 
 
@@ -77,23 +77,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a live process so far (/proc/<pid>/stat, clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_client(cli: Path, tree: Path, url: str, token_args: list[str], extra: list[str], cwd: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
-    env.update(HOME=str(cwd), COLUMNS="120", TERM="dumb", NO_COLOR="1")
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(cli), "upload", str(tree), "--remote", url, *token_args, *extra], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.stdout:
-        proc.stdout.close()
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{cli} failed ({proc.returncode}):\n{out[-3000:]}")
-    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def requests_in(log: Path, start: int) -> int:
@@ -173,7 +156,7 @@ def main() -> int:
         sys.stdout.flush()
         from bench.upload_files import main as files_main
 
-        return files_main(["--skip-2gb"] if s < 1 else [])
+        files_main(["--skip-2gb"] if s < 1 else [])
     return 0
 
 

@@ -22,3 +22,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             return subprocess.run([ML_DASH, *args], env=full_env, cwd=scratch, text=True, capture_output=True,
                                   timeout=timeout)
     return subprocess.run([ML_DASH, *args], env=full_env, cwd=cwd, text=True, capture_output=True, timeout=timeout)
+
+
+def kill_then_resume(args: list[str], cwd: Path, *, seed: int, window: tuple[float, float],
+                     attempts: int = 4) -> int:
+    """Start ``args`` (an upload) and kill -9 it after a random moment in ``window`` seconds, then
+    again with ``--resume``, ``attempts`` times in all; returns how many runs were killed."""
+    import random
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
+    rng = random.Random(seed)
+    kills = 0
+    for attempt in range(attempts):
+        proc = subprocess.Popen([*args, *(["--resume"] if attempt else [])], cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(*window))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    return kills

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from werkzeug import Request, Response
 
 from ml_dash.api.client import ApiClient
 from ml_dash.upload.files import BATCH_FILES, SMALL_FILE
-from tests.helpers.cli import ML_DASH, run_cli
+from tests.helpers.cli import ML_DASH, kill_then_resume, run_cli
 from tests.helpers.server import live_server
 from tests.upload.conftest import Target, expected_content
 from tests.upload.test_faults import Fault, _proxy_to, reset, status, too_large
@@ -261,17 +260,7 @@ def test_kill_minus_9_mid_batches_then_resume_loses_and_doubles_nothing(any_targ
     tree = make_tree(tmp_path / "tree", 6, 400, size=20_000)
     args = [ML_DASH, "upload", str(tree), "--remote", target.url, "--api-key", target.key, "--workers", "2",
             "--progress", "none"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
-    rng = random.Random(20261124)
-    kills = 0
-    for attempt in range(4):
-        proc = subprocess.Popen([*args, *(["--resume"] if attempt else [])], cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.2, 2.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_then_resume(args, tmp_path, seed=20261124, window=(1.2, 2.5))
     assert kills >= 2, "the upload finished too fast to be interrupted; grow the tree"
     final = run_cli("upload", str(tree), "--remote", target.url, "--api-key", target.key, "--resume",
                     cwd=tmp_path, timeout=300)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 from tests.helpers.build import build_experiment
-from tests.helpers.cli import ML_DASH, run_cli
+from tests.helpers.cli import ML_DASH, kill_then_resume, run_cli
 from tests.upload.conftest import Target, expected_content
 
 
@@ -21,17 +16,7 @@ def test_kill_minus_9_then_resume_loses_and_doubles_nothing(any_target: Target, 
         build_experiment(tree, "big", f"run-{i}", logs=1500, points=4000, files=3)
     args = [ML_DASH, "upload", str(tree), "--remote", target.url, "--api-key", target.key, "--batch-size", "20",
             "--workers", "3", "--progress", "none"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
-    rng = random.Random(20261123)
-    kills = 0
-    for attempt in range(4):
-        proc = subprocess.Popen([*args, *(["--resume"] if attempt else [])], cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.6, 1.6))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_then_resume(args, tmp_path, seed=20261123, window=(0.6, 1.6))
     assert kills >= 2, "the upload finished too fast to be interrupted; grow the tree"
     final = run_cli("upload", str(tree), "--remote", target.url, "--api-key", target.key, "--resume",
                     cwd=tmp_path, timeout=300)
