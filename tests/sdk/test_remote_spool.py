@@ -85,6 +85,10 @@ TRAINING = textwrap.dedent("""
     for i in range(400):
         exp.log(f"line {i}")
         exp.metrics("loss").append(value=i, step=i)
+        if i == 200:
+            # The loop takes microseconds a step: give the sender its turn, so that some batches went
+            # (full batches of 40 go at once) while the lines after them stay queued until the kill.
+            time.sleep(2)
         if i == 250:
             print("step 250", flush=True)
             time.sleep(60)  # killed here, with records queued and not yet sent
