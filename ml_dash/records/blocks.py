@@ -186,8 +186,9 @@ def _model_point(rec: MetricPoint) -> bytes:
     return json.dumps(rec.data, separators=(",", ":")).encode()
 
 
-def _entry(line: _Line) -> dict[str, Any]:
-    """What a log line sends: timestamp, level, message, and metadata when there is some."""
+def _entry(line: _Line | LogLine) -> dict[str, Any]:
+    """What a log line sends: timestamp, level, message, and metadata when there is some (from the
+    block's struct or, for a line only the model took, the model)."""
     entry: dict[str, Any] = {"timestamp": line.timestamp, "level": line.level, "message": line.message}
     if line.metadata:
         entry["metadata"] = line.metadata
@@ -204,13 +205,6 @@ def _line_one(raw: bytes) -> Any | None:
     return entries[0] if entries else None
 
 
-def _model_line(rec: LogLine) -> dict[str, Any]:
-    entry: dict[str, Any] = {"timestamp": rec.timestamp, "level": rec.level, "message": rec.message}
-    if rec.metadata:
-        entry["metadata"] = rec.metadata
-    return entry
-
-
 def check_metric_lines(lines: list[bytes], first_line: int = 1, path: Path | str = "",
                        last_is_partial: bool = False) -> CheckedBlock:
     """The ``data`` (JSON text) of every valid point of ``lines`` (line ``first_line`` on) and the bad lines."""
@@ -221,4 +215,4 @@ def check_metric_lines(lines: list[bytes], first_line: int = 1, path: Path | str
 def check_log_lines(lines: list[bytes], first_line: int = 1, path: Path | str = "",
                     last_is_partial: bool = False) -> CheckedBlock:
     """The entry to send of every valid log line of ``lines`` and the bad lines."""
-    return _check(lines, first_line, str(path), last_is_partial, _lines_whole, _line_one, LogLine, _model_line)
+    return _check(lines, first_line, str(path), last_is_partial, _lines_whole, _line_one, LogLine, _entry)
