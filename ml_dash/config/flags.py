@@ -62,8 +62,10 @@ def parse_command_line(prog: str, argv: Sequence[str], leaves: Sequence[Leaf],
         flag = next(f for f in leaf.flags if f.startswith("--")) if any(
             f.startswith("--") for f in leaf.flags) else leaf.flags[0]
         value = values[dest]
-        text = f"{leaf.key}=true" if leaf.is_bool else f"{leaf.key}={quote(str(value))}"
-        overrides.append(Override(text, leaf.key, f"cli {flag}"))
+        if leaf.is_bool:
+            overrides.append(Override(f"{leaf.key}=true", leaf.key, f"cli {flag}", True))
+        else:
+            overrides.append(Override(f"{leaf.key}={quote(str(value))}", leaf.key, f"cli {flag}", str(value)))
     paths: list[str] = []
     for arg in values.get("rest", []):
         if is_override(arg):
@@ -76,6 +78,6 @@ def parse_command_line(prog: str, argv: Sequence[str], leaves: Sequence[Leaf],
     if paths:
         if path_leaf is None:
             raise ConfigError(f"{prog}: unexpected argument {paths[0]!r}", hint=f"see `{prog} --help`")
-        overrides.append(Override(f"{path_leaf.key}={quote(paths[0])}", path_leaf.key, "cli PATH"))
+        overrides.append(Override(f"{path_leaf.key}={quote(paths[0])}", path_leaf.key, "cli PATH", paths[0]))
     extra = {k: v for k, v in values.items() if not k.startswith("k_") and k not in ("rest", "help")}
     return ParsedArgs(overrides=overrides, help=bool(values.get("help")), extra=extra)

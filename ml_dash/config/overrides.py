@@ -21,6 +21,9 @@ class Override:
     text: str
     key: str
     label: str
+    # What Hydra gives back for the value when that is known without Hydra (a flag's: quoted
+    # verbatim, or true): the composition cache sets it on the cached rest (compose_cache.py).
+    value: str | bool | None = None
 
 
 def is_override(arg: str) -> bool:

@@ -169,6 +169,65 @@ def resolve(
     available = profiles(env)
     chosen_sources: list[ProfileSource] = [available[n] for n in chosen if n in available]
 
+    sources = _sources(known, file, envl, chosen_sources, ovs, spec)
+    base_sources = _sources(known, file, envl, chosen_sources, [o for o in ovs if o.value is None], spec)
+    data = _composition(spec, model, ovs, file, envl, available, known, base_sources, env)
+
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        for o in ovs:  # keys the schema does not know still get the label of what set them
+            sources.setdefault(o.key, o.label)
+        raise ConfigValidationError(_validation_rows(exc, sources, known, spec),
+                                    hint=f"fix each value where the table says it was set; `ml-dash {spec.name} "
+                                         "--help` lists every key and its allowed values") from None
+    return Resolved(config=config, sources=sources, profiles=[s.name for s in chosen_sources], warnings=warnings)
+
+
+def _sources(known: list[str], file: Layer, envl: Layer, chosen: list[ProfileSource], ovs: list[Override],
+             spec: CommandSpec) -> dict[str, str]:
+    """``{dotted key: label of the layer that set it}``."""
+    sources = {key: "default" for key in known}
+    for layer in (file, envl):
+        sources.update(layer.sources)
+    for source in chosen:
+        for key in flatten(source.section(spec)):
+            sources[key] = f"profile {source.name}"
+    for o in ovs:
+        if o.key != "profile":
+            for key in known:
+                if key == o.key or key.startswith(o.key + "."):
+                    sources[key] = o.label
+    return sources
+
+
+def _composition(spec: CommandSpec, model: type[BaseModel], ovs: list[Override], file: Layer, envl: Layer,
+                 available: Mapping[str, ProfileSource], known: list[str], base_sources: dict[str, str],
+                 env: dict[str, str]) -> dict[str, Any]:
+    """The composed data: from the composition cache when it has it (without Hydra), else Hydra's."""
+    from ml_dash.config.commands import config_dir
+    from ml_dash.config.compose_cache import ComposeCache
+    from ml_dash.config.conf_dir import conf_dir
+
+    cache = ComposeCache.for_inputs(
+        config_dir=config_dir(env), conf_dir=conf_dir(), primary=spec.primary, overrides=ovs, trim=HYDRA_TRIM,
+        file_values=file.values, env_values=envl.values, profile_files=[s.path for s in available.values()],
+        secrets=[leaf.key for leaf in leaves(model, spec.env_prefix) if leaf.secret], base_sources=base_sources)
+    if cache is None:
+        return _compose(spec, ovs, file, envl, available, known)
+    base = cache.load()
+    if base is None:
+        base = _compose(spec, cache.base, file, envl, available, known)
+        cache.store(base)
+    try:
+        return cache.apply(base)
+    except (KeyError, TypeError):  # an entry not of this schema (cannot be, but never an error)
+        return _compose(spec, ovs, file, envl, available, known)
+
+
+def _compose(spec: CommandSpec, ovs: list[Override], file: Layer, envl: Layer,
+             available: Mapping[str, ProfileSource], known: list[str]) -> dict[str, Any]:
+    """Hydra's composition of the layers (the only place Hydra is imported)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.config_store import ConfigStore
     from hydra.core.global_hydra import GlobalHydra
@@ -194,28 +253,8 @@ def resolve(
                                     hint=f"see `ml-dash {spec.name} --help` for every key") from None
     finally:
         GlobalHydra.instance().clear()
-
-    sources = {key: "default" for key in known}
-    for layer in (file, envl):
-        sources.update(layer.sources)
-    for source in chosen_sources:
-        for key in flatten(source.section(spec)):
-            sources[key] = f"profile {source.name}"
-    for o in ovs:
-        if o.key != "profile":
-            for key in known:
-                if key == o.key or key.startswith(o.key + "."):
-                    sources[key] = o.label
-
-    try:
-        config = model.model_validate(data)
-    except ValidationError as exc:
-        for o in ovs:  # keys the schema does not know still get the label of what set them
-            sources.setdefault(o.key, o.label)
-        raise ConfigValidationError(_validation_rows(exc, sources, known, spec),
-                                    hint=f"fix each value where the table says it was set; `ml-dash {spec.name} "
-                                         "--help` lists every key and its allowed values") from None
-    return Resolved(config=config, sources=sources, profiles=[s.name for s in chosen_sources], warnings=warnings)
+    assert isinstance(data, dict)
+    return data  # type: ignore[return-value]
 
 
 def _key_of(loc: tuple[object, ...], known: list[str]) -> str:

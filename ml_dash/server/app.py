@@ -74,6 +74,37 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class RequestLog:
+    """One JSON line per request on stderr: time, method, path, status, milliseconds, namespace.
+
+    Plain ASGI (not ``@app.middleware("http")``, whose BaseHTTPMiddleware runs every request in a
+    task group and pipes the response through a memory stream: ~1 ms of each request's CPU)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S"), "method": scope["method"], "path": scope["path"],
+                    "status": status, "ms": round((time.perf_counter() - start) * 1000, 1),
+                    # set by the auth dependency on request.state, which Starlette keeps in scope["state"]
+                    "namespace": (scope.get("state") or {}).get("namespace")}
+            print(json.dumps(line), file=sys.stderr, flush=True)
+
+
 def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
     """``dist_dir``: where the built dashboard page is (default: the package's ``ui/dist``; tests
     pass their own)."""
@@ -118,16 +149,6 @@ def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
         return _error(500, "internal", "internal server error", "the server log has the details")
 
     if st.cfg.log_requests:
-
-        @app.middleware("http")
-        async def request_log(request: Request, call_next: Any) -> Any:
-            start = time.perf_counter()
-            response = await call_next(request)
-            line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S"), "method": request.method, "path": request.url.path,
-                    "status": response.status_code, "ms": round((time.perf_counter() - start) * 1000, 1),
-                    "namespace": getattr(request.state, "namespace", None)}
-            print(json.dumps(line), file=sys.stderr, flush=True)
-            return response
-
+        app.add_middleware(RequestLog)
     app.add_middleware(BodyLimit, json_limit=st.cfg.limits.max_json_bytes, file_limit=st.cfg.limits.max_file_bytes)
     return app

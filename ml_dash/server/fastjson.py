@@ -104,15 +104,21 @@ class FlatPoints:
         return [dict(zip(self.keys, row, strict=True)) for row in zip(*self.columns, strict=True)]
 
 
-# A value of the fast path is a number without exponent: made of these bytes only.
-_NUMBER = b"0123456789.+-"
+# A value of the fast path is a number: made of these bytes only.
+_NUMBER = b"0123456789.+-eE"
 _WHITESPACE = b" \t\n\r"
-_KEY_REFUSED = _NUMBER + _WHITESPACE + b'{}[],:"\\'
-# The values' text: everything but number characters, whitespace and ",[]:}" deleted, then ":"
-# made "\r" and "}" a space: whitespace, so that a number character anywhere but in a value
-# ends up apart from the value it precedes or follows, which orjson refuses ("a5b":1 gives
-# "5\r1"); "\r" marks where each value begins (its absence from the points' own whitespace is
-# checked).
+# Each key's text ("key") is replaced by a marker byte before the checks, so a key may hold any
+# character but these (a quote or backslash would make its text ambiguous, whitespace would be
+# stripped from the stored text, the others delimit the first point).
+_KEY_REFUSED = _WHITESPACE + b'{}[],:"\\' + bytes(range(32))
+# Markers: control bytes, which JSON allows nowhere raw (so the text cannot hold one already; that
+# is checked) and which are neither number characters nor whitespace.
+_MARKERS = [bytes([c]) for c in range(1, 32) if c not in b"\t\n\r"]
+# The values' text: everything but number characters, whitespace and ",[]:}" deleted (markers
+# and "{" too), then ":" made "\r" and "}" a space: whitespace, so that a number character
+# anywhere but in a value ends up apart from the value it precedes or follows, which orjson
+# refuses ({"a":1}5 gives "1 5"); "\r" marks where each value begins (its absence from the points'
+# own whitespace is checked).
 _VALUES_DELETE = bytes(c for c in range(256) if c not in _NUMBER + _WHITESPACE + b",[]:}")
 _VALUES_TABLE = bytes.maketrans(b":}", b"\r ")
 
@@ -139,49 +145,48 @@ def split_first_array(body: bytes, key: bytes) -> tuple[bytes, bytes] | None:
 
 def flat_points(array: bytes) -> FlatPoints | None:
     """The points of the JSON array ``array`` as columns, when every point is an object with the
-    same keys in the same order (as the first point has them, spelled without escapes, digits,
-    whitespace or ``.+-{}[],:``), written with the same whitespace, and every value is a finite
-    number without exponent; None otherwise (the caller then parses the array as any JSON).
+    same keys in the same order (as the first point has them, spelled without escapes, whitespace
+    or ``{}[],:``), written with the same whitespace, and every value is a finite number; None
+    otherwise (the caller then parses the array as any JSON).
 
     The work per point is done by C loops over the whole text, not by a dict per point:
 
-    * the *skeleton* (the text without number characters) must be the first point's repeated,
-      with the separator that follows it: that proves the structure, the keys and whitespace of
-      every point, and that nothing but number characters is left anywhere else;
+    * each key's text ``"key"`` is replaced by a marker byte of its own (a control byte, which
+      valid JSON never holds raw: the text is checked to hold none). Only the exact text of one
+      of the first point's keys is replaced; any other key or string leaves a quote behind;
+    * the *skeleton* (that text without number characters) must be the first point's repeated,
+      with the separator that follows it: that proves the structure, the keys (their markers) and
+      whitespace of every point, and that nothing but number characters is left anywhere else;
     * the *values* (the text without anything but number characters, whitespace and ``,[]``;
       ``:`` and ``}`` made whitespace) are then ``[v, v, ...]`` in order, parsed by orjson in one
-      go. orjson refuses any value that is not a JSON number, and any number character outside a
-      value (it stands apart from the value beside it), unless it stands in for an empty value
-      (``{"a":}5``): no value's place may be found empty.
+      go. orjson refuses any value that is not a JSON number or is out of a double's range, and
+      any number character outside a value (it stands apart from the value beside it), unless it
+      stands in for an empty value (``{"a":}5``): no value's place may be found empty.
 
     The text to store is the array as sent, without its whitespace.
     """
-    if array[1:2] != b"{":
+    keys = _first_keys(array)
+    if keys is None:
         return None
-    close = array.find(b"}")
-    first_text = array[1:close + 1]
-    try:
-        first = loads_strict(first_text)
-    except ValueError:
-        return None
-    if type(first) is not dict or not first:
-        return None
-    keys = tuple(first)
-    encoded = [k.encode() for k in keys]
-    if any(len(k.translate(None, _KEY_REFUSED)) != len(k) for k in encoded):
-        return None
-    unit = first_text.translate(None, _NUMBER)
-    if unit.translate(None, _WHITESPACE) != b"{" + b",".join([b'"' + k + b'":' for k in encoded]) + b"}":
+    markers = _MARKERS[:len(keys)]
+    if any(array.find(m) >= 0 for m in markers):
+        return None  # not JSON (a raw control byte): the general parser says so
+    marked = array
+    for key, marker in zip(keys, markers, strict=True):
+        marked = marked.replace(b'"' + key.encode() + b'"', marker)
+    close = marked.find(b"}")
+    unit = marked[1:close + 1].translate(None, _NUMBER)
+    if unit.translate(None, _WHITESPACE) != b"{" + b",".join([m + b":" for m in markers]) + b"}":
         return None  # the first point's keys are written with escapes, or its values are not numbers
-    following = array.find(b"{", close)
-    sep = array[close + 1:following] if following > 0 else b","
+    following = marked.find(b"{", close)
+    sep = marked[close + 1:following] if following > 0 else b","
     if sep.translate(None, _WHITESPACE) != b"," or b"\r" in unit or b"\r" in sep:
         return None
-    skeleton = array.translate(None, _NUMBER)
+    skeleton = marked.translate(None, _NUMBER)
     n, odd = divmod(len(skeleton) - 2 + len(sep), len(unit) + len(sep))
     if odd or n < 1 or not _repeats(skeleton, b"[" + unit, sep + unit, n - 1, b"]"):
         return None
-    values_text = array.translate(_VALUES_TABLE, _VALUES_DELETE)
+    values_text = marked.translate(_VALUES_TABLE, _VALUES_DELETE)
     try:
         values = loads_strict(values_text)
     except ValueError:
@@ -203,6 +208,22 @@ def flat_points(array: bytes) -> FlatPoints | None:
     except UnicodeDecodeError:  # pragma: no cover - orjson read the same keys as UTF-8
         return None
     return FlatPoints(keys, columns, text)
+
+
+def _first_keys(array: bytes) -> tuple[str, ...] | None:
+    """The keys of the array's first point when it is a non-empty object whose keys the fast path
+    can mark (none holds a refused character; not more keys than markers), else None."""
+    if array[1:2] != b"{":
+        return None
+    try:
+        first = loads_strict(array[1:array.find(b"}") + 1])
+    except ValueError:
+        return None
+    if type(first) is not dict or not first or len(first) > len(_MARKERS):
+        return None
+    if any(len(k.encode().translate(None, _KEY_REFUSED)) != len(k.encode()) for k in first):
+        return None
+    return tuple(first)
 
 
 def _repeats(text: bytes, head: bytes, unit: bytes, times: int, tail: bytes) -> bool:

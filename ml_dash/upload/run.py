@@ -161,6 +161,7 @@ def upload(cfg: UploadConfig) -> int:
     # end); strict ones and dry runs check every line first, as they must refuse before sending.
     validator = ExperimentValidator(strict=cfg.strict, skip=skipped, verify_checksums=cfg.strict or cfg.dry_run,
                                     count_lines=cfg.strict or cfg.dry_run)
+    validator.prescan(experiments)
     checked = [validator.validate_experiment(e) for e in experiments]
     mark_clashes(checked)
     invalid = _print_validation(checked, cfg)

@@ -125,6 +125,41 @@ def _scan(path: Path, check_lines: Callable[..., CheckedBlock], name: str, count
     return check
 
 
+PARALLEL_BYTES = 16 * 1024 * 1024  # below this, the streams are checked in this process
+
+
+def _scan_job(path: Path, kind: str, name: str) -> StreamCheck:
+    return _scan(path, check_log_lines if kind == "logs" else check_metric_lines, name)
+
+
+def prescan(jobs: list[tuple[Path, str, str]], workers: int | None = None) -> dict[Path, StreamCheck]:
+    """Every line of these streams (``(path, "logs" | "metric", name)``) checked by up to one
+    process per core: a strict or dry run checks all of them before sending anything, while
+    nothing else runs (the server has nothing to do yet), and the block checks hold the GIL.
+
+    Results are those of ``_scan``, by path. Small trees, one core, a process that already runs
+    threads (fork would copy their locks) or a pool that breaks: checked here, one after the other,
+    by the caller (an empty or partial result)."""
+    import os
+    import threading
+
+    jobs = [j for j in jobs if j[0].is_file()]
+    workers = workers or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if workers < 2 or len(jobs) < 2 or threading.active_count() > 1 or os.name != "posix":
+        return {}
+    try:
+        if sum(j[0].stat().st_size for j in jobs) < PARALLEL_BYTES:
+            return {}
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs.sort(key=lambda j: -j[0].stat().st_size)  # largest first: the workers finish together
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+            return dict(zip([j[0] for j in jobs], pool.map(_scan_job, *zip(*jobs, strict=True)), strict=True))
+    except (OSError, RuntimeError, ValueError):  # BrokenProcessPool is a RuntimeError: check them here
+        return {}
+
+
 def lines_message(what: str, invalid: int, sample: list[Problem], strict: bool) -> str:
     """The seed's line about a stream's invalid lines (``what``: "logs.jsonl" or "metric 'loss'")."""
     suffix = "" if strict else " - will skip these"
@@ -147,6 +182,23 @@ class ExperimentValidator:
         self.verify_checksums = verify_checksums
         self.skip = skip
         self.count_lines = count_lines
+        self._scanned: dict[Path, StreamCheck] = {}
+
+    def prescan(self, experiments: list[DiscoveredExperiment]) -> None:
+        """Check the logs and metrics of all ``experiments`` at once, on every core (``prescan``)."""
+        if not self.count_lines:
+            return
+        jobs: list[tuple[Path, str, str]] = []
+        for exp in experiments:
+            if "logs" not in self.skip:
+                jobs.append((exp.paths.logs_jsonl, "logs", "logs"))
+            if "metrics" not in self.skip:
+                jobs += [(exp.paths.metrics_dir / name / "data.jsonl", "metric", name) for name in exp.metric_names]
+        self._scanned = prescan(jobs)
+
+    def _scan(self, path: Path, check_lines: Callable[..., CheckedBlock], name: str) -> StreamCheck:
+        done = self._scanned.pop(path, None)
+        return done if done is not None else _scan(path, check_lines, name, self.count_lines)
 
     def _problem(self, result: CheckedExperiment, lenient_text: str, strict_text: str | None = None) -> None:
         if self.strict:
@@ -165,13 +217,13 @@ class ExperimentValidator:
         if "params" not in self.skip:
             self._check_params(result)
         if paths.logs_jsonl.is_file() and "logs" not in self.skip:
-            result.logs = _scan(paths.logs_jsonl, check_log_lines, "logs", self.count_lines)
+            result.logs = self._scan(paths.logs_jsonl, check_log_lines, "logs")
             if result.logs.invalid:
                 self._problem(result, _lines_message("logs.jsonl", result.logs, False),
                               _lines_message("logs.jsonl", result.logs, True))
                 result.details += [str(p) for p in result.logs.sample]
         for name in exp.metric_names if "metrics" not in self.skip else []:
-            check = _scan(paths.metrics_dir / name / "data.jsonl", check_metric_lines, name, self.count_lines)
+            check = self._scan(paths.metrics_dir / name / "data.jsonl", check_metric_lines, name)
             check.info = self._metric_info(result, paths.metrics_dir / name / "metadata.json", name)
             result.metrics.append(check)
             if check.invalid:

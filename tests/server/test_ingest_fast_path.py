@@ -46,6 +46,10 @@ POINTS = [{"value": (i * 0.001) % 7, "step": i, "epoch": i // 100} for i in rang
     '[{"é":1},{"é":2}]'.encode(),
     b'[{"a":1 },{"a":2 }]',
     b'[{"a" :1,"b" :2},{"a" :3,"b" :4}]',
+    b'[{"a":1e5}]', b'[{"a":1E5},{"a":-2.5e-07},{"a":1e+300},{"a":1e-400}]', b'[{"top1":1,"e":2e2,"1e5":3}]',
+    b'[{"loss/val@5":0.1},{"loss/val@5":2}]',
+    ("[" + ", ".join(json.dumps({"loss": 1 / (i + 1), "lr": 1e-4 * 0.9 ** i, "step": i}) for i in range(2000))
+     + "]").encode(),  # json.dumps writes small and large floats with an exponent
 ])
 def test_flat_points_reads_flat_numeric_points_as_columns(text: bytes) -> None:
     got = flat_points(text)
@@ -54,10 +58,12 @@ def test_flat_points_reads_flat_numeric_points_as_columns(text: bytes) -> None:
 
 
 @pytest.mark.parametrize("text", [
-    b'[{"a":1e5}]', b'[{"a":1E5}]', b'[{"a":NaN}]', b'[{"a":1},{"a":Infinity}]', b'[{"a":1},{"a":-Infinity}]',
+    b'[{"a":1e400}]', b'[{"a":1},{"a":-1e309}]', b'[{"a":e5}]', b'[{"a":1e}]', b'[{"a":1},{"a":}e5]',
+    b'[{"a":1},{"a":\x01:2}]', b'[{"a":1},{\x01:2}]', b'[{"a":1},{"\\u0001":2}]', b'[{"a\\"b":1}]',
+    b'[{"a":1},{"x\\"a":2}]', b'[{"a":1,"b":2},{"b":3,"a":4}]', b'[{"a":NaN}]', b'[{"a":1},{"a":Infinity}]', b'[{"a":1},{"a":-Infinity}]',
     b'[{"a":1},{"a":true}]', b'[{"a":1},{"a":null}]', b'[{"a":1},{"a":"1"}]', b'[{"a":1},{"a":[1]}]',
-    b'[{"a":1},{"a":{}}]', b'[{"a":1},{"b":1}]', b'[{"a":1,"b":2},{"b":1,"a":2}]', b'[{"a":1,"b":2},{"a":1}]',
-    b'[{"a":1},{"a":1,"b":2}]', b'[{"top1":1}]', b'[{"a b":1}]', b'[{"\\u0061":1}]', b'[{"a":1,"a":2}]',
+    b'[{"a":1},{"a":{}}]', b'[{"a":1},{"b":1}]', b'[{"a":1,"b":2},{"a":1}]',
+    b'[{"a":1},{"a":1,"b":2}]', b'[{"a b":1}]', b'[{"\\u0061":1}]', b'[{"a":1,"a":2}]',
     b'[{}]', b'[{},{}]', b'[]', b'[1]', b'[{"a":1},[1]]', b'[{"a":1}{"a":2}]', b'[{"a":1},,{"a":2}]',
     b'[{"a":1,}]', b'[{"a":1 2}]', b'[{"a":1.}]', b'[{"a":01}]', b'[{"a":-}]', b'[{"a":}]', b'[{"a":1},{"a":2},]',
     b'[ {"a":1}]', b'[{"a":1} ]', b'[{"a":1},{"a ":2}]', b'[{"a":1},{"a":2, "b": 3}]', b'[{"a":1},{"a":}3]',
@@ -72,8 +78,9 @@ def test_flat_points_leaves_everything_else_to_the_general_parser(text: bytes) -
 def test_flat_points_never_accepts_a_wrong_reading_of_a_mutated_array() -> None:
     rng = random.Random(7)
     bases = [b'[{"loss":0.5,"acc":1},{"loss":-2.25,"acc":30},{"loss":7,"acc":-0.125}]',
-             b'[{"loss": 0.5, "acc": 1}, {"loss": -2.25, "acc": 30}]', b'[{"a":1},{"a":2},{"a":3}]']
-    alphabet = b'{}[]:,"0123456789.+-eE \n\t\rlosacNIn\\u'
+             b'[{"loss": 0.5, "acc": 1}, {"loss": -2.25, "acc": 30}]', b'[{"a":1},{"a":2},{"a":3}]',
+             b'[{"e1":1e-05,"lr":2E+3},{"e1":-2.5e7,"lr":0.1},{"e1":7,"lr":1e0}]']
+    alphabet = b'{}[]:,"0123456789.+-eE \n\t\rlosacNIn\\u\x01\x02'
     accepted = 0
     for _ in range(30_000):
         text = bytearray(rng.choice(bases))
