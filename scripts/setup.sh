@@ -4,6 +4,7 @@
 #   .venv-ml-dash-0.5.8     the real ml-dash 0.5.8 client, the compatibility peer (also named ml_dash)
 #   ml_dash/server/ui/dist  the dashboard, built with node/npm (uPlot + esbuild pinned in its lockfile)
 #   /usr/bin/chromium, /usr/bin/chromedriver  Debian's, for the browser tests (as root with apt-get)
+#   haproxy                 Debian's, the load balancer in front of several servers (scale-out tests, bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -51,6 +52,15 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     echo "setup.sh: WARNING: Debian's chromium and chromium-driver are not installed" \
       "(as root: apt-get install chromium chromium-driver);" \
       "the browser tests skip (and fail under CI=true)." >&2
+  fi
+fi
+
+if ! command -v haproxy >/dev/null; then  # the load balancer of the scale-out tests and bench/load.py
+  if can_apt && apt_install haproxy; then
+    :
+  else
+    echo "setup.sh: WARNING: Debian's haproxy is not installed (as root: apt-get install haproxy);" \
+      "the load-balancer tests skip (and fail under CI=true)." >&2
   fi
 fi
 
