@@ -44,10 +44,13 @@ class RetryPolicy:
     timeout: float = 30.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_backoff)
         base = min(self.max_backoff, self.backoff * (2 ** attempt))
-        return base * random.uniform(0.5, 1.0)  # jitter: retrying clients do not stampede together
+        backoff = base * random.uniform(0.5, 1.0)  # jitter: retrying clients do not stampede together
+        if retry_after is not None:
+            # The server's word is the least to wait; the backoff still grows, so a budget of
+            # retries outlasts an outage longer than attempts x Retry-After (a database restart).
+            return min(max(retry_after, backoff), self.max_backoff)
+        return backoff
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -175,8 +175,9 @@ class ServerAuthConfig(BaseModel):
     """Who may talk to the server."""
 
     model_config = _STRICT
-    secret: SecretStr | None = Field(None, description="HS256 secret for username tokens (default: generated in "
-                                                       "the data dir on first start).",
+    secret: SecretStr | None = Field(None, description="HS256 secret for username tokens and dashboard sessions "
+                                                       "(default: generated once and kept in the database, so "
+                                                       "every server process on it shares it).",
                                      json_schema_extra={"secret": True})
     legacy_username_tokens: bool | None = Field(
         None, description="Accept username tokens signed with ml-dash 0.5.x's built-in secret (default: only "
@@ -219,6 +220,9 @@ class ServeConfig(BaseModel):
     blobs: str | None = Field(None, description="Blob store URL: file:///dir or s3://bucket/prefix "
                                                 "(default: a directory in the data dir).",
                               json_schema_extra=flags("--blobs"))
+    workers: int = Field(1, ge=1, le=64, description="Server processes on this host, sharing the port (each "
+                                                     "with its own connections; state lives in the database).",
+                         json_schema_extra=flags("--workers"))
     log_requests: bool = Field(True, description="One JSON line per request on stderr.")
     auth: ServerAuthConfig = Field(default_factory=ServerAuthConfig)
     limits: ServerLimitsConfig = Field(default_factory=ServerLimitsConfig)

@@ -9,6 +9,7 @@ is a 422 naming the field, never a 500.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -28,11 +29,16 @@ from ml_dash.server.state import ServerState
 __all__ = ["create_app"]
 
 
+RETRY_AFTER_SECONDS = 2
+
+
 def _error(status: int, code: str, message: str, hint: str | None = None,
            details: dict[str, Any] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message, "hint": hint}
     body.update((k, v) for k, v in (details or {}).items() if k not in body)  # never replacing those three
-    return JSONResponse({"error": body}, status_code=status)
+    # 503: the database or blob store is away for now; clients (ours, and 0.5.8's retries) come back later.
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -75,7 +81,8 @@ class BodyLimit:
 
 
 class RequestLog:
-    """One JSON line per request on stderr: time, method, path, status, milliseconds, namespace.
+    """One JSON line per request on stderr: time, method, path, status, milliseconds, namespace and
+    the process (``--workers``).
 
     Plain ASGI (not ``@app.middleware("http")``, whose BaseHTTPMiddleware runs every request in a
     task group and pipes the response through a memory stream: ~1 ms of each request's CPU)."""
@@ -101,7 +108,7 @@ class RequestLog:
             line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S"), "method": scope["method"], "path": scope["path"],
                     "status": status, "ms": round((time.perf_counter() - start) * 1000, 1),
                     # set by the auth dependency on request.state, which Starlette keeps in scope["state"]
-                    "namespace": (scope.get("state") or {}).get("namespace")}
+                    "namespace": (scope.get("state") or {}).get("namespace"), "pid": os.getpid()}
             print(json.dumps(line), file=sys.stderr, flush=True)
 
 
@@ -124,8 +131,20 @@ def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
             app.include_router(router)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
+    def health() -> JSONResponse:
+        """Each backend apart (a balancer's check: 503 takes this process out until both answer)."""
+        checks = {"database": st.store.ping, "blobs": lambda: st.blobs.exists("0" * 64)}
+        parts: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                check()
+                parts[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure of a backend is reported, never raised
+                parts[name] = f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        ok = all(v == "ok" for v in parts.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "version": __version__, **parts},
+                            status_code=200 if ok else 503,
+                            headers=None if ok else {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(ServerError)
     async def server_error(request: Request, exc: ServerError) -> JSONResponse:

@@ -101,7 +101,8 @@ class ServerState:
         self.blobs_url = cfg.blobs or f"file://{self.data_dir / 'blobs'}"
         self.store: SqlMetadataStore = open_metadata_store(self.db_url)
         self.blobs: BlobStore = open_blob_store(self.blobs_url, self.data_dir / "staging")
-        self.secret = cfg.auth.secret.get_secret_value() if cfg.auth.secret else self._load_or_make_secret()
+        self.secret = cfg.auth.secret.get_secret_value() if cfg.auth.secret else \
+            self.store.shared_setting("secret", self._data_dir_secret)
         legacy = cfg.auth.legacy_username_tokens
         self.legacy_tokens = is_loopback(cfg.host) if legacy is None else legacy
         self._jwt_secrets = [self.secret] + ([LEGACY_SECRET] if self.legacy_tokens else [])
@@ -120,15 +121,13 @@ class ServerState:
         self.trusted = TrustedLoopback(int(ns["id"]), str(ns["slug"]), hash_api_key(writer_key),
                                        secrets_module.token_urlsafe(32))
 
-    def _load_or_make_secret(self) -> str:
-        path = self.data_dir / "secret.json"
+    def _data_dir_secret(self) -> str:
+        """The first secret of a database: the one this data dir kept before the database held it
+        (so logins and tokens of an upgraded server stay valid), else a new one."""
         try:
-            return str(json.loads(path.read_text())["secret"])
-        except (OSError, ValueError, KeyError):
-            secret = secrets_module.token_urlsafe(32)
-            path.write_text(json.dumps({"secret": secret}))
-            path.chmod(0o600)
-            return secret
+            return str(json.loads((self.data_dir / "secret.json").read_text())["secret"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return secrets_module.token_urlsafe(32)
 
     def close(self) -> None:
         self.store.close()

@@ -65,7 +65,16 @@ def test_a_503_then_success_delivers_the_file(httpserver: HTTPServer) -> None:
     with client(httpserver.url_for("/").rstrip("/"), sleeps) as c:
         assert b"".join(c.download_file("1", "2")) == CONTENT
         assert c.requests == 2
-    assert sleeps == [0.0]  # Retry-After honoured
+    assert len(sleeps) == 1 and 0.005 <= sleeps[0] <= 0.01  # Retry-After (0) is the least; the backoff still holds
+
+
+def test_retry_after_is_the_least_wait_and_the_backoff_still_grows() -> None:
+    policy = RetryPolicy(backoff=0.5, max_backoff=30)
+    assert policy.delay(0, retry_after=2.0) == 2.0  # the server's word over a shorter backoff
+    assert 4.0 <= policy.delay(4, retry_after=2.0) <= 8.0  # a long outage: the backoff outgrows it
+    assert policy.delay(0, retry_after=120.0) == 30.0  # never past max_backoff
+    # A database restart of ~10 s outlasts attempts x Retry-After (5 x 2 s), not the default budget:
+    assert sum(RetryPolicy().delay(a, retry_after=2.0) for a in range(5)) >= 2 + 2 + 2 + 2 + 4
 
 
 def test_a_404_is_not_retried(httpserver: HTTPServer) -> None:

@@ -191,3 +191,11 @@ MIGRATIONS.append([
         text TEXT NOT NULL,
         updated_at TEXT NOT NULL)""",
 ])
+
+# --- version 8: settings every server process on the database shares (the secret of sessions and tokens) -------
+MIGRATIONS.append([
+    """CREATE TABLE server_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+])

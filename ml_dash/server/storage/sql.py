@@ -202,15 +202,36 @@ class SqlMetadataStore:
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[_Cursor]:
         try:
-            with self.dialect.transaction(self._conn(), write) as cur:
+            conn = self._conn()
+            with self.dialect.transaction(conn, write) as cur:
                 yield _Cursor(cur, self.dialect)
         except ServerError:
             raise
         except Exception as exc:
+            self._forget_if_broken()
             translated = self.dialect.translate(exc)
             if translated is None:
                 raise
             raise translated from exc
+
+    def _forget_if_broken(self) -> None:
+        """A connection the database dropped (a restart, a network cut) is never used again: the
+        thread's next transaction opens a new one (until then, 503 and Retry-After)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and (getattr(conn, "broken", False) or getattr(conn, "closed", False)):
+            self._local.conn = None
+            with self._all_lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - it is gone already
+                pass
+
+    def ping(self) -> None:
+        """Raises when the database does not answer."""
+        with self._tx(write=False) as cur:
+            cur.one("SELECT 1 AS one", ())
 
     def migrate(self) -> int:
         """Apply the migrations not applied yet; return the schema version."""
@@ -232,6 +253,19 @@ class SqlMetadataStore:
         assert node is not None
         set_node(int(node["id"]))
         return int(current)
+
+    def shared_setting(self, name: str, make: Callable[[], str]) -> str:
+        """The value of ``name`` that every process on this database shares: the first process to ask
+        stores ``make()``; the others (and later starts) read it."""
+        with self._tx(write=False) as cur:
+            row = cur.one("SELECT value FROM server_settings WHERE name = ?", (name,))
+        if row is None:
+            with self._tx() as cur:
+                cur.execute("INSERT INTO server_settings (name, value, created_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT (name) DO NOTHING", (name, make(), now_iso()))
+                row = cur.one("SELECT value FROM server_settings WHERE name = ?", (name,))
+        assert row is not None
+        return str(row["value"])
 
     # --- namespaces and keys ------------------------------------------------------------------
     def ensure_namespace(self, slug: str) -> Row:

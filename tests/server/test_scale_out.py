@@ -1,0 +1,192 @@
+"""Several server processes on one database: `--workers N` on one host, separate `ml-dash serve`s sharing
+`--db`, and the database going away under load. Nothing correctness-relevant lives in one process:
+ids, API keys (a revoked key is refused by every process within KEY_CACHE_SECONDS), sessions and the
+secret that signs them are the database's; while the database is away the API answers 503 with
+Retry-After, health says which backend is away, and clients that retry lose and double nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ml_dash.api.client import ApiClient, RetryPolicy
+from ml_dash.server.state import KEY_CACHE_SECONDS
+from tests.helpers.backends import S3_BUCKET, fresh_postgres_db, postgres_server, s3_server  # noqa: F401
+from tests.helpers.server import ML_DASH, LiveServer, live_server
+
+
+def _pids(server: LiveServer, path_part: str) -> set[int]:
+    lines = [json.loads(x) for x in server.log.splitlines() if x.startswith("{")]
+    return {line["pid"] for line in lines if path_part in line["path"]}
+
+
+def _points(client: httpx.Client, exp: str, metric: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        r = client.get(f"/experiments/{exp}/metrics/{metric}/data", params={"startIndex": len(out), "limit": 10000})
+        r.raise_for_status()
+        body = r.json()
+        out += [p["data"] for p in body["data"]]
+        if not body["hasMore"]:
+            return out
+
+
+def _write_concurrently(url: str, key: str, exp: str, writers: int, batches: int, size: int,
+                        pace: float = 0.0) -> None:
+    """``writers`` threads, each its own writer id, appending ``batches`` numbered batches to metric "m"
+    (``pace`` seconds apart)."""
+
+    def write(w: int) -> None:
+        with ApiClient(url, key, retry=RetryPolicy(attempts=8, backoff=0.2, max_backoff=2)) as client:
+            for b in range(batches):
+                points = [{"w": w, "i": b * size + i} for i in range(size)]
+                client.append_batch(exp, "m", points, None, writer_id=f"writer-{w}", writer_seqs=b * size)
+                time.sleep(pace)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _exactly_once(points: list[dict[str, Any]], writers: int, total: int) -> None:
+    seen = sorted((p["w"], p["i"]) for p in points)
+    assert seen == [(w, i) for w in range(writers) for i in range(total)]  # each once: nothing lost or doubled
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[LiveServer]:
+    with live_server(tmp_path / "srv", "--workers", "2") as server:
+        yield server
+
+
+def test_workers_share_ids_writes_keys_and_logins(workers: LiveServer) -> None:
+    key = workers.token("k", "alice")
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=workers.url, headers=headers, timeout=60) as client:
+        # Ids minted by both processes at once never collide (each has its own node number).
+        made: list[str] = []
+
+        def create(n: int) -> None:
+            with httpx.Client(base_url=workers.url, headers=headers, timeout=60) as c:
+                for i in range(10):
+                    r = c.post("/projects/p/experiments", json={"name": f"e-{n}-{i}"})
+                    assert r.status_code == 201, r.text
+                    made.append(r.json()["experiment"]["id"])
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(made) == 40 and len(set(made)) == 40
+        exp = made[0]
+        _write_concurrently(workers.url, key, exp, writers=4, batches=25, size=200)
+        _exactly_once(_points(client, exp, "m"), 4, 25 * 200)
+
+        # One login, served by either worker: the owner token and the secret signing the cookie are shared.
+        token = workers.dashboard_url.split("token=")[1] if workers.dashboard_url else ""
+        login = client.post("/ui/login", json={"token": token})
+        assert login.status_code == 200, login.text
+        cookie = {"ml_dash_session": login.cookies.get("ml_dash_session") or ""}
+        with httpx.Client(base_url=workers.url, cookies=cookie, timeout=60) as browser:
+            for _ in range(30):
+                with httpx.Client(base_url=workers.url, cookies=cookie, timeout=60) as fresh:  # new connection
+                    assert fresh.get("/ui/session").status_code == 200
+            assert browser.get("/ui/session").json()["owner"] is True
+    time.sleep(0.3)
+    assert len(_pids(workers, "/metrics/m/append-batch")) == 2  # both processes took writes
+    assert len(_pids(workers, "/ui/session")) == 2  # ... and the session
+
+
+def test_separate_servers_on_one_database_share_secret_and_revocations(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    blobs = f"file://{tmp_path / 'blobs'}"
+    with live_server(tmp_path / "a", "--db", db, "--blobs", blobs) as a, \
+            live_server(tmp_path / "b", "--db", db, "--blobs", blobs) as b:
+        key = a.token("laptop", "alice")
+        auth = {"Authorization": f"Bearer {key}"}
+        exp = httpx.post(f"{a.url}/projects/p/experiments", json={"name": "e"}, headers=auth).json()["experiment"]["id"]
+        streams = f"/experiments/{exp}/streams"
+        for server in (a, b):
+            assert httpx.get(f"{server.url}{streams}", headers=auth).status_code == 200
+        # A session made by one process is good on the other (the cookie's HMAC secret is the database's).
+        login = httpx.post(f"{a.url}/ui/login", json={"apiKey": key})
+        cookie = {"ml_dash_session": login.cookies.get("ml_dash_session") or ""}
+        assert httpx.get(f"{b.url}/ui/session", cookies=cookie).status_code == 200
+        # A revoked key is refused by every process within KEY_CACHE_SECONDS.
+        out = subprocess.run([ML_DASH, "serve", "token", "revoke", "laptop", "--db", db,
+                              "--data-dir", str(tmp_path / "cli")], capture_output=True, text=True, env=a.env)
+        assert out.returncode == 0, out.stderr
+        revoked = time.monotonic()
+        time.sleep(KEY_CACHE_SECONDS + 0.2)
+        for server in (a, b):
+            r = httpx.get(f"{server.url}{streams}", headers=auth)
+            assert r.status_code == 401, (server.url, r.text)
+        assert time.monotonic() - revoked < KEY_CACHE_SECONDS + 2
+
+
+@pytest.fixture
+def pg_s3(postgres_server: str, s3_server: str) -> dict[str, str]:  # noqa: F811
+    return {"db": fresh_postgres_db(postgres_server),
+            "blobs": f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:8]}?endpoint_url={s3_server}"}
+
+
+def _database_away(db_url: str, postgres_uri: str, seconds: float) -> None:
+    """The server's database refuses connections and drops those it had, for ``seconds``."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    name = urlsplit(db_url).path.lstrip("/")
+    with psycopg.connect(postgres_uri, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        time.sleep(seconds)
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def test_database_away_under_load_503_then_nothing_lost_or_doubled(
+        tmp_path: Path, pg_s3: dict[str, str], postgres_server: str) -> None:  # noqa: F811
+    with live_server(tmp_path / "srv", "--db", pg_s3["db"], "--blobs", pg_s3["blobs"], "--workers", "2") as server:
+        key = server.token("k", "alice")
+        headers = {"Authorization": f"Bearer {key}"}
+        exp = httpx.post(f"{server.url}/projects/p/experiments", json={"name": "e"}, headers=headers).json()[
+            "experiment"]["id"]
+        healthy = httpx.get(f"{server.url}/health").json()
+        assert (healthy["status"], healthy["database"], healthy["blobs"]) == ("ok", "ok", "ok")
+        seen_503: list[httpx.Response] = []
+
+        def outage() -> None:
+            time.sleep(1.0)  # the writers are under way
+            away = threading.Thread(target=_database_away, args=(pg_s3["db"], postgres_server, 8.0))
+            away.start()
+            time.sleep(3.0)
+            seen_503.append(httpx.get(f"{server.url}/health"))
+            seen_503.append(httpx.get(f"{server.url}/experiments/{exp}/streams", headers=headers))
+            away.join()
+
+        fault = threading.Thread(target=outage)
+        fault.start()
+        _write_concurrently(server.url, key, exp, writers=4, batches=60, size=100, pace=0.1)  # 1 s .. 9 s+
+        fault.join()
+        health, api = seen_503
+        assert health.status_code == 503 and health.headers["retry-after"]
+        assert health.json()["database"].startswith("unavailable") and health.json()["blobs"] == "ok"
+        assert api.status_code == 503 and api.headers["retry-after"] and api.json()["error"]["hint"]
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+            _exactly_once(_points(client, exp, "m"), 4, 60 * 100)
+            assert client.get("/health").json()["database"] == "ok"  # the processes reconnected by themselves
+        assert "Traceback" not in server.log
+        refused = [json.loads(x) for x in server.log.splitlines() if x.startswith("{")]
+        assert any(r["status"] == 503 and r["path"].endswith("/append-batch") for r in refused)  # writes met it
