@@ -4,6 +4,8 @@
     ml-dash serve token create NAME [--namespace NS]   # prints the key once; stored hashed
     ml-dash serve token list
     ml-dash serve token revoke NAME
+    ml-dash serve backup DEST [--with-blobs]          # online backup of the metadata (+ blob manifest)
+    ml-dash serve restore SRC [--verify-only]         # into an empty database; checks the blobs
 
 At start it prints ``dashboard: http://HOST:PORT/?token=...``: the server owner's login to the
 dashboard (every namespace); others sign in there with their API key.
@@ -23,7 +25,8 @@ from ml_dash.errors import ConfigError, MLDashError
 DESCRIPTION = ("Run the ml-dash server: the REST API of the ml-dash client and the web dashboard (open the URL "
                "it prints), with SQLite and a blob directory by default, or PostgreSQL and S3 by URL. Manage API "
                "keys with `ml-dash serve token`.")
-USAGE = "[--host H] [--port P] [--db URL] [--blobs URL] [--data-dir DIR] [key=value ...] | token create|list|revoke"
+USAGE = ("[--host H] [--port P] [--db URL] [--blobs URL] [--data-dir DIR] [key=value ...] | token create|list|revoke"
+         " | backup DEST | restore SRC")
 
 
 def _state(argv: Sequence[str]) -> Any:
@@ -43,6 +46,10 @@ def main(argv: Sequence[str]) -> int:
     args = list(argv)
     if args[:1] == ["token"]:
         return _token(args[1:])
+    if args[:1] in (["backup"], ["restore"]):
+        from ml_dash.server import backup
+
+        return backup.main(args[0], args[1:], _state)
     st = _state(args)
     if st is None:
         return 0
@@ -68,25 +75,59 @@ def _serve(st: Any) -> int:
 
     from ml_dash.server.app import create_app
 
+    def announce(host: str, port: int) -> None:
+        where = f"db {st.db_url.split('@')[-1]}, blobs {st.blobs_url}"
+        legacy = "accepted" if st.legacy_tokens else "refused"
+        workers = f"; {st.cfg.workers} worker processes" if st.cfg.workers > 1 else ""
+        # Before "listening on": scripts that wait for that line have read this one too
+        # (and those written for servers without a dashboard need not know of it).
+        shown = dashboard_url(host, port, st.owner_token) if st.cfg.dashboard.enabled else \
+            "disabled (serve.dashboard.enabled=false)"
+        print(f"dashboard: {shown}", flush=True)
+        print(f"ml-dash server listening on http://{host}:{port} ({where}; 0.5.x username tokens {legacy}{workers})",
+              flush=True)
+
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if self.started:
-                host, port = self.servers[0].sockets[0].getsockname()[:2]
-                where = f"db {st.db_url.split('@')[-1]}, blobs {st.blobs_url}"
-                legacy = "accepted" if st.legacy_tokens else "refused"
-                # Before "listening on": scripts that wait for that line have read this one too
-                # (and those written for servers without a dashboard need not know of it).
-                shown = dashboard_url(host, port, st.owner_token) if st.cfg.dashboard.enabled else \
-                    "disabled (serve.dashboard.enabled=false)"
-                print(f"dashboard: {shown}", flush=True)
-                print(f"ml-dash server listening on http://{host}:{port} ({where}; 0.5.x username tokens {legacy})",
-                      flush=True)
+                announce(*self.servers[0].sockets[0].getsockname()[:2])
 
+    if st.cfg.workers > 1:
+        return _serve_workers(st, announce)
     config = uvicorn.Config(create_app(st), host=st.cfg.host, port=st.cfg.port, log_level="warning",
                             timeout_graceful_shutdown=30, access_log=False)
     server = Server(config)
     server.run()  # SIGINT/SIGTERM: stop accepting, finish in-flight requests, then return
+    return 0
+
+
+def _serve_workers(st: Any, announce: Any) -> int:
+    """``--workers N``: this process binds the port (after migrating the database, once) and
+    supervises N worker processes that accept on it (uvicorn's supervisor: a worker that dies
+    is replaced; SIGINT/SIGTERM stop them gracefully)."""
+    import inspect
+    import os
+
+    import uvicorn
+    from pydantic import SecretStr
+    from uvicorn.supervisors import Multiprocess
+
+    from ml_dash.server.worker import ENV, encode_settings
+
+    # The owner's dashboard token is this process's (printed below), the same in every worker.
+    dashboard = st.cfg.dashboard.model_copy(update={"owner_token": SecretStr(st.owner_token)})
+    os.environ[ENV] = encode_settings(st.cfg.model_copy(update={"dashboard": dashboard}))
+    config = uvicorn.Config("ml_dash.server.worker:create", factory=True, host=st.cfg.host, port=st.cfg.port,
+                            workers=st.cfg.workers, log_level="warning", timeout_graceful_shutdown=30,
+                            access_log=False)
+    sock = config.bind_socket()
+    sock.listen(config.backlog)  # connections queue from now on, while the workers start (not refused)
+    announce(*sock.getsockname()[:2])
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn before 0.50 took the worker's target
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()  # type: ignore[call-arg]
+    else:
+        Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

@@ -84,7 +84,7 @@ class TrustedLoopback:
 
 def data_dir_for(cfg: ServeConfig) -> Path:
     if cfg.data_dir is not None:
-        return cfg.data_dir
+        return cfg.data_dir.absolute()  # a relative one in file://{dir}/blobs would read as a host name
     from ml_dash.config.commands import config_dir
 
     return config_dir() / "server"
