@@ -7,6 +7,7 @@ Retry-After, health says which backend is away, and clients that retry lose and 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -242,3 +243,63 @@ def test_two_servers_behind_haproxy_one_killed_mid_way_everything_exactly_once(
             assert len(ids) == len(set(ids)) == len(sent) + 1  # the ranks' experiment and the tree's
     finally:
         stop_servers([s for s in servers if s.process.poll() is None])
+
+
+class S3Outage:
+    """A proxy in front of the S3 server (moto) that answers ``503 SlowDown`` to the next ``fail``
+    requests, as S3 does when it throttles or is away; everything else is forwarded as it is."""
+
+    def __init__(self, server: Any, upstream: str) -> None:
+        self.upstream = httpx.Client(base_url=upstream, timeout=60)
+        self.fail = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+        server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+
+    def handle(self, request: Any) -> Any:
+        from werkzeug import Response
+
+        with self._lock:
+            refuse = self.fail > 0
+            if refuse:
+                self.fail -= 1
+                self.failed += 1
+        if refuse:
+            return Response("<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                            status=503, content_type="application/xml")
+        skip = ("host", "content-length", "transfer-encoding", "connection")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        r = self.upstream.request(request.method, request.full_path.rstrip("?"), content=request.get_data(),
+                                  headers=headers)
+        out = {k: v for k, v in r.headers.items() if k.lower() not in skip + ("content-encoding",)}
+        return Response(r.content, status=r.status_code, headers=out)
+
+
+def test_object_store_away_503_then_every_file_exactly_once(tmp_path: Path, httpserver: Any,
+                                                            s3_server: str) -> None:  # noqa: F811
+    from tests.helpers.build import build_tree
+    from tests.helpers.cli import run_cli
+    from tests.helpers.trees import records_of
+
+    outage = S3Outage(httpserver, s3_server)
+    proxy = httpserver.url_for("").rstrip("/")
+    blobs = f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:8]}?endpoint_url={proxy}"
+    tree = build_tree(tmp_path / "tree")
+    with live_server(tmp_path / "srv", "--blobs", blobs) as server:
+        key = server.token("k", "alice")
+        outage.fail = 25  # more than boto3's own retries of one call: the server must answer 503 itself
+        up = run_cli("upload", str(tree), "--remote", server.url, "--api-key", key, cwd=tmp_path)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert outage.failed == 25
+        answered = [json.loads(x) for x in server.log.splitlines() if x.startswith("{")]
+        assert any(r["status"] == 503 and "/files" in r["path"] for r in answered)  # clients met the outage
+        health = httpx.get(f"{server.url}/health").json()
+        assert (health["database"], health["blobs"]) == ("ok", "ok")
+        outage.fail = 10  # more than any retry mode of boto3 makes of one call
+        away = httpx.get(f"{server.url}/health")
+        assert away.status_code == 503 and away.json()["blobs"].startswith("unavailable") and \
+            away.json()["database"] == "ok" and away.headers["retry-after"]
+        outage.fail = 0
+        down = run_cli("download", str(tmp_path / "down"), "--remote", server.url, "--api-key", key, cwd=tmp_path)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert records_of(tmp_path / "down") == records_of(tree)  # every file once, with its content

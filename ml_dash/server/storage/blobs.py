@@ -162,6 +162,9 @@ class S3BlobStore:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))["Body"]
         except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                # away for now (503 SlowDown, no connection): 503 and Retry-After, not "missing"
+                raise ServerError("unavailable", f"object store error: {exc}", hint="retry later") from None
             raise ServerError("not_found", f"file content is missing from the object store: {exc}",
                               hint="check the bucket and its credentials; else upload the file again") from None
         try:
