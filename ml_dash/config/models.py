@@ -186,6 +186,9 @@ class ServerAuthConfig(BaseModel):
 
 class ServerLimitsConfig(BaseModel):
     model_config = _STRICT
+    db_connections: int = Field(16, ge=1, le=1000, description="Database connections of one server process at "
+                                                               "most (a pool; with N processes the database sees "
+                                                               "up to N times as many).")
     max_json_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest JSON request body (413 above).")
     max_file_bytes: int = Field(100 * 1024**3, gt=0, description="Largest uploaded file (413 above).")
 

@@ -99,7 +99,7 @@ class ServerState:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_url = cfg.db or f"sqlite:///{self.data_dir / 'ml-dash.db'}"
         self.blobs_url = cfg.blobs or f"file://{self.data_dir / 'blobs'}"
-        self.store: SqlMetadataStore = open_metadata_store(self.db_url)
+        self.store: SqlMetadataStore = open_metadata_store(self.db_url, cfg.limits.db_connections)
         self.blobs: BlobStore = open_blob_store(self.blobs_url, self.data_dir / "staging")
         self.secret = cfg.auth.secret.get_secret_value() if cfg.auth.secret else \
             self.store.shared_setting("secret", self._data_dir_secret)

@@ -15,6 +15,15 @@ from tests.conftest import REAL_CLIENT_TREE
 from tests.upload.test_damaged_trees import damage_lines
 
 
+@pytest.fixture(autouse=True)
+def _as_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command checks before it starts any thread; this test process may hold some already (the
+    # session's S3 and PostgreSQL servers), which prescan would rightly not fork beside.
+    import threading
+
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
 @pytest.fixture
 def damaged(tmp_path: Path) -> Path:
     tree = tmp_path / "tree"
@@ -51,7 +60,11 @@ def test_a_validator_that_prescanned_says_the_same(damaged: Path, strict: bool,
     assert validator._scanned == {}
 
 
-def test_small_trees_and_one_core_are_checked_here(damaged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_trees_one_core_and_threads_are_checked_here(damaged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
     assert prescan(_jobs(damaged), workers=2) == {}  # below PARALLEL_BYTES: a pool would cost more
     monkeypatch.setattr(validate, "PARALLEL_BYTES", 0)
     assert prescan(_jobs(damaged), workers=1) == {}
+    monkeypatch.setattr(threading, "active_count", lambda: 3)
+    assert prescan(_jobs(damaged), workers=2) == {}  # fork beside running threads would copy their locks

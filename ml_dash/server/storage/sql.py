@@ -170,24 +170,49 @@ class _Postgres(_Dialect):
         return None
 
 
+DEFAULT_CONNECTIONS = 16  # per process (serve.limits.db_connections)
+POOL_WAIT_SECONDS = 30.0
+
+
 class SqlMetadataStore:
     """Namespaces, keys, projects, experiments, logs, parameters, metrics and file records."""
 
-    def __init__(self, dialect: _Dialect) -> None:
+    def __init__(self, dialect: _Dialect, max_connections: int = DEFAULT_CONNECTIONS) -> None:
         self.dialect = dialect
-        self._local = threading.local()
+        # A pool: at most ``max_connections`` transactions at once in this process (a thread that
+        # finds them all busy waits for one), on connections that stay open between transactions.
+        # Several processes on one PostgreSQL stay inside its connection limit (max x processes).
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._idle: list[Any] = []
+        self._local = threading.local()  # the connection of the transaction this thread is in
         self._all: list[Any] = []
         self._all_lock = threading.Lock()
         self.migrate()
 
     # --- plumbing -----------------------------------------------------------------------------
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.dialect.connect()
-            with self._all_lock:
-                self._all.append(conn)
+    def _checkout(self) -> Any:
+        with self._all_lock:
+            if self._idle:
+                return self._idle.pop()  # the most recently used: warm, and idle ones age out together
+        conn = self.dialect.connect()
+        with self._all_lock:
+            self._all.append(conn)
         return conn
+
+    def _checkin(self, conn: Any) -> None:
+        """Back to the pool; a connection the database dropped (a restart, a network cut) is closed
+        instead, and the next transaction opens a new one (until then: 503 and Retry-After)."""
+        broken = getattr(conn, "broken", False) or getattr(conn, "closed", False)
+        with self._all_lock:
+            if not broken and conn in self._all:
+                self._idle.append(conn)
+                return
+            if conn in self._all:
+                self._all.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - it is gone already
+            pass
 
     def close(self) -> None:
         with self._all_lock:
@@ -197,36 +222,45 @@ class SqlMetadataStore:
                 except Exception:  # pragma: no cover - best effort at shutdown
                     pass
             self._all.clear()
+            self._idle.clear()
         self._local = threading.local()
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[_Cursor]:
-        try:
-            conn = self._conn()
-            with self.dialect.transaction(conn, write) as cur:
+        held = getattr(self._local, "conn", None)
+        if held is not None:  # inside a transaction of this thread: its connection, as it always was
+            with self._translated(), self.dialect.transaction(held, write) as cur:
                 yield _Cursor(cur, self.dialect)
+            return
+        if not self._slots.acquire(timeout=POOL_WAIT_SECONDS):
+            raise ServerError("unavailable", f"every database connection of this process was busy for "
+                                             f"{POOL_WAIT_SECONDS:g} s",
+                              hint="retry; or raise the server's limits.db_connections (and the database's own "
+                                   "connection limit)")
+        conn = None
+        try:
+            with self._translated():
+                conn = self._local.conn = self._checkout()
+                with self.dialect.transaction(conn, write) as cur:
+                    yield _Cursor(cur, self.dialect)
+        finally:
+            self._local.conn = None
+            if conn is not None:
+                self._checkin(conn)
+            self._slots.release()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The database's exceptions as ServerErrors (``translate`` of the dialect)."""
+        try:
+            yield
         except ServerError:
             raise
         except Exception as exc:
-            self._forget_if_broken()
             translated = self.dialect.translate(exc)
             if translated is None:
                 raise
             raise translated from exc
-
-    def _forget_if_broken(self) -> None:
-        """A connection the database dropped (a restart, a network cut) is never used again: the
-        thread's next transaction opens a new one (until then, 503 and Retry-After)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and (getattr(conn, "broken", False) or getattr(conn, "closed", False)):
-            self._local.conn = None
-            with self._all_lock:
-                if conn in self._all:
-                    self._all.remove(conn)
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - it is gone already
-                pass
 
     def ping(self) -> None:
         """Raises when the database does not answer."""
@@ -860,10 +894,10 @@ class _Cursor:
         return self._rows()
 
 
-def open_sqlite(path: Path) -> SqlMetadataStore:
+def open_sqlite(path: Path, max_connections: int = DEFAULT_CONNECTIONS) -> SqlMetadataStore:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqlMetadataStore(_SQLite(path))
+    return SqlMetadataStore(_SQLite(path), max_connections)
 
 
-def open_postgres(url: str) -> SqlMetadataStore:
-    return SqlMetadataStore(_Postgres(url))
+def open_postgres(url: str, max_connections: int = DEFAULT_CONNECTIONS) -> SqlMetadataStore:
+    return SqlMetadataStore(_Postgres(url), max_connections)
