@@ -169,8 +169,9 @@ def resolve(
     available = profiles(env)
     chosen_sources: list[ProfileSource] = [available[n] for n in chosen if n in available]
 
-    sources = _sources(known, file, envl, chosen_sources, ovs, spec)
-    base_sources = _sources(known, file, envl, chosen_sources, [o for o in ovs if o.value is None], spec)
+    layered = _sources(known, file, envl, chosen_sources, spec)
+    sources = _overridden(dict(layered), known, ovs)
+    base_sources = _overridden(layered, known, [o for o in ovs if o.value is None])  # what the cache composes
     data = _composition(spec, model, ovs, file, envl, available, known, base_sources, env)
 
     try:
@@ -184,15 +185,20 @@ def resolve(
     return Resolved(config=config, sources=sources, profiles=[s.name for s in chosen_sources], warnings=warnings)
 
 
-def _sources(known: list[str], file: Layer, envl: Layer, chosen: list[ProfileSource], ovs: list[Override],
+def _sources(known: list[str], file: Layer, envl: Layer, chosen: list[ProfileSource],
              spec: CommandSpec) -> dict[str, str]:
-    """``{dotted key: label of the layer that set it}``."""
+    """``{dotted key: label of the layer that set it}``, below the command line."""
     sources = {key: "default" for key in known}
     for layer in (file, envl):
         sources.update(layer.sources)
     for source in chosen:
         for key in flatten(source.section(spec)):
             sources[key] = f"profile {source.name}"
+    return sources
+
+
+def _overridden(sources: dict[str, str], known: list[str], ovs: list[Override]) -> dict[str, str]:
+    """``sources`` with the keys the command-line overrides set, labelled by them."""
     for o in ovs:
         if o.key != "profile":
             for key in known:

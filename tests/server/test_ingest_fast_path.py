@@ -232,13 +232,20 @@ def _metrics_scenario(api: Api, exp: str) -> list[Any]:
     return seen
 
 
-def test_metric_appends_answer_store_and_summarise_as_the_general_path(
-        servers: Callable[[bool], Api], monkeypatch: pytest.MonkeyPatch) -> None:
-    fast, taken = _run(servers, True, monkeypatch, _metrics_scenario)
-    general, none = _run(servers, False, monkeypatch, _metrics_scenario)
-    assert none == 0 and taken >= 12  # the common batches did take the fast path
+def _same_as_general(servers: Callable[[bool], Api], monkeypatch: pytest.MonkeyPatch,
+                     scenario: Callable[[Api, str], list[Any]], min_taken: int) -> None:
+    """``scenario`` with the fast paths on and off: the same answers, item by item, and at least
+    ``min_taken`` requests took the fast path (none with it off)."""
+    fast, taken = _run(servers, True, monkeypatch, scenario)
+    general, none = _run(servers, False, monkeypatch, scenario)
+    assert none == 0 and taken >= min_taken
     for i, (a, b) in enumerate(zip(fast, general, strict=True)):
         assert a == b, f"item {i} differs"
+
+
+def test_metric_appends_answer_store_and_summarise_as_the_general_path(
+        servers: Callable[[bool], Api], monkeypatch: pytest.MonkeyPatch) -> None:
+    _same_as_general(servers, monkeypatch, _metrics_scenario, 12)  # the common batches do take the fast path
 
 
 def test_what_is_read_back_is_what_was_sent(api: Api) -> None:
@@ -299,8 +306,4 @@ def _logs_scenario(api: Api, exp: str) -> list[Any]:
 
 def test_log_appends_answer_and_store_as_the_general_path(
         servers: Callable[[bool], Api], monkeypatch: pytest.MonkeyPatch) -> None:
-    fast, taken = _run(servers, True, monkeypatch, _logs_scenario)
-    general, none = _run(servers, False, monkeypatch, _logs_scenario)
-    assert none == 0 and taken >= 9
-    for i, (a, b) in enumerate(zip(fast, general, strict=True)):
-        assert a == b, f"item {i} differs"
+    _same_as_general(servers, monkeypatch, _logs_scenario, 9)

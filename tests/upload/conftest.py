@@ -94,3 +94,13 @@ def any_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Targe
         yield t
         t.close()
 
+
+def resume_ends_with_one_clean_upload(target: Target, tree: Path, cwd: Path) -> None:
+    """After kill -9s: a last ``--resume`` succeeds and the server holds exactly the tree, each file once."""
+    from tests.helpers.cli import run_cli
+
+    final = run_cli("upload", str(tree), "--remote", target.url, "--api-key", target.key, "--resume",
+                    cwd=cwd, timeout=300)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert target.content() == expected_content(tree)
+    assert set(target.file_copies().values()) == {1}  # no file was ever sent twice

@@ -24,7 +24,7 @@ from ml_dash.api.client import ApiClient
 from ml_dash.upload.files import BATCH_FILES, SMALL_FILE
 from tests.helpers.cli import ML_DASH, kill_then_resume, run_cli
 from tests.helpers.server import live_server
-from tests.upload.conftest import Target, expected_content
+from tests.upload.conftest import Target, expected_content, resume_ends_with_one_clean_upload
 from tests.upload.test_faults import Fault, _proxy_to, reset, status, too_large
 
 TS = "2026-11-23T00:00:00.000000Z"
@@ -262,11 +262,7 @@ def test_kill_minus_9_mid_batches_then_resume_loses_and_doubles_nothing(any_targ
             "--progress", "none"]
     kills = kill_then_resume(args, tmp_path, seed=20261124, window=(1.2, 2.5))
     assert kills >= 2, "the upload finished too fast to be interrupted; grow the tree"
-    final = run_cli("upload", str(tree), "--remote", target.url, "--api-key", target.key, "--resume",
-                    cwd=tmp_path, timeout=300)
-    assert final.returncode == 0, final.stdout + final.stderr
-    assert target.content() == expected_content(tree)
-    assert set(target.file_copies().values()) == {1}  # no file was ever sent twice
+    resume_ends_with_one_clean_upload(target, tree, tmp_path)
 
 
 def test_two_uploads_of_the_same_files_at_once_store_each_file_once(target: Target, tmp_path: Path) -> None:

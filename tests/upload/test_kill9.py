@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers.build import build_experiment
-from tests.helpers.cli import ML_DASH, kill_then_resume, run_cli
-from tests.upload.conftest import Target, expected_content
+from tests.helpers.cli import ML_DASH, kill_then_resume
+from tests.upload.conftest import Target, resume_ends_with_one_clean_upload
 
 
 def test_kill_minus_9_then_resume_loses_and_doubles_nothing(any_target: Target, tmp_path: Path) -> None:
@@ -18,8 +18,4 @@ def test_kill_minus_9_then_resume_loses_and_doubles_nothing(any_target: Target, 
             "--workers", "3", "--progress", "none"]
     kills = kill_then_resume(args, tmp_path, seed=20261123, window=(0.6, 1.6))
     assert kills >= 2, "the upload finished too fast to be interrupted; grow the tree"
-    final = run_cli("upload", str(tree), "--remote", target.url, "--api-key", target.key, "--resume",
-                    cwd=tmp_path, timeout=300)
-    assert final.returncode == 0, final.stdout + final.stderr
-    assert target.content() == expected_content(tree)
-    assert set(target.file_copies().values()) == {1}  # no file was ever sent twice
+    resume_ends_with_one_clean_upload(target, tree, tmp_path)
