@@ -26,6 +26,7 @@ class LiveServer:
     dashboard_url: str | None = None  # the owner's login URL the server printed (None: dashboard disabled)
     args: tuple[str, ...] = ()  # the extra arguments it was started with (``restart`` starts it with them again)
     plain: bool = False
+    prefix: tuple[str, ...] = ()  # a command the server runs under (e.g. ``unshare -m ...``)
 
     @property
     def port(self) -> int:
@@ -72,7 +73,7 @@ class LiveServer:
         in the same file. Returns the new ``LiveServer`` (stop that one)."""
         self.stop()
         return start_server(self.data_dir, *self.args, port=self.port, env=self.env, plain=self.plain,
-                            append_log=True)
+                            append_log=True, prefix=self.prefix)
 
 
 def descendants(pid: int) -> list[int]:
@@ -105,9 +106,10 @@ def terminate(process: subprocess.Popen[str]) -> None:
 
 @contextmanager
 def live_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] | None = None,
-                plain: bool = False) -> Iterator[LiveServer]:
-    """``plain``: a server with only the 0.5.8 routes (``tests/helpers/plain_server.py``)."""
-    server = start_server(data_dir, *extra, port=port, env=env, plain=plain)
+                plain: bool = False, prefix: tuple[str, ...] = ()) -> Iterator[LiveServer]:
+    """``plain``: a server with only the 0.5.8 routes (``tests/helpers/plain_server.py``);
+    ``prefix``: a command it runs under (it must exec the server, keeping its pid)."""
+    server = start_server(data_dir, *extra, port=port, env=env, plain=plain, prefix=prefix)
     try:
         yield server
     finally:
@@ -115,7 +117,7 @@ def live_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] 
 
 
 def start_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str] | None = None,
-                 plain: bool = False, append_log: bool = False) -> LiveServer:
+                 plain: bool = False, append_log: bool = False, prefix: tuple[str, ...] = ()) -> LiveServer:
     """``live_server`` without the context manager: the caller stops it (``stop`` or ``kill``).
     ``append_log``: go on writing ``server.log`` instead of starting it afresh."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ML_DASH_")}
@@ -123,7 +125,7 @@ def start_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str]
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "server.log", "a" if append_log else "w") as log:  # the child keeps its own descriptor
         command = [sys.executable, "-m", "tests.helpers.plain_server"] if plain else [ML_DASH, "serve"]
-        proc = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+        proc = subprocess.Popen([*prefix, *command, "--host", "127.0.0.1", "--port", str(port), "--data-dir",
                                  str(data_dir), *extra], env=full_env, stdout=subprocess.PIPE, stderr=log, text=True,
                                 cwd=REPO if plain else None)
     deadline = time.monotonic() + 60
@@ -146,4 +148,4 @@ def start_server(data_dir: Path, *extra: str, port: int = 0, env: dict[str, str]
         proc.stdout.close()
         raise RuntimeError(f"ml-dash serve did not start: {(data_dir / 'server.log').read_text()}")
     return LiveServer(url=url, data_dir=data_dir, process=proc, env=full_env, dashboard_url=dashboard_url,
-                      args=tuple(extra), plain=plain)
+                      args=tuple(extra), plain=plain, prefix=prefix)

@@ -260,6 +260,7 @@ class _Batch(_Parts):
             self._entry = _batch_record(self.entries[n], n)
             self._staged = self.st.blobs.stage(self.st.cfg.limits.max_file_bytes)
         except ServerError as exc:
+            _unless_unavailable(exc)
             self._failed = exc
 
     def file_data(self, data: memoryview) -> None:
@@ -270,6 +271,7 @@ class _Batch(_Parts):
         except ServerError as exc:
             self._staged.discard()
             self._staged, self._failed = None, exc
+            _unless_unavailable(exc)
 
     def file_end(self) -> None:
         staged, entry = self._staged, self._entry
@@ -287,6 +289,7 @@ class _Batch(_Parts):
                                   f"{staged.size} bytes arrived", hint="upload it again")
         except ServerError as exc:
             self.discard()
+            _unless_unavailable(exc)
             self.results.append(_error(exc))
             return
         # The blob before the record: a record always has its content. If the commit fails, the
@@ -300,6 +303,13 @@ class _Batch(_Parts):
         if self._staged is not None:
             self._staged.discard()
             self._staged = None
+
+
+def _unless_unavailable(exc: ServerError) -> None:
+    """A store that is away or full fails the whole request (503 + Retry-After: the client sends the
+    batch again), not one file of it as if that file were bad."""
+    if exc.status == 503:
+        raise exc
 
 
 def _error(exc: ServerError) -> dict[str, Any]:

@@ -7,9 +7,12 @@ S3-compatible store (``endpoint_url`` for MinIO, moto, ...).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,17 +22,43 @@ from ml_dash.api.errors import ServerError
 __all__ = ["BlobStore", "FileBlobStore", "S3BlobStore", "StagedBlob"]
 
 CHUNK = 1024 * 1024
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the volume, a quota, or a file size limit
+_warned_full = 0.0
+
+
+def _full(exc: OSError, where: Path) -> ServerError:
+    """A full disk or quota: 503 + Retry-After, so clients wait and send again (nothing is kept
+    half-written: the caller discards what it staged). One line in the server log a minute."""
+    global _warned_full
+    message = f"the blob store is full ({os.strerror(exc.errno or errno.ENOSPC)}) at {where}"
+    if time.monotonic() - _warned_full > 60:
+        _warned_full = time.monotonic()
+        print(f"ml-dash serve: {message}; uploads answer 503 until there is room", file=sys.stderr, flush=True)
+    return ServerError("unavailable", message, hint="free space or raise the volume's quota; clients send again")
+
+
+def _guard_full(where: Path, call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise _full(exc, where) from None
+        raise
 
 
 class StagedBlob:
     """Bytes being received: spooled to a temporary file while hashed, never held in memory."""
 
     def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        def make() -> tuple[int, str]:
+            return tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
+
         try:
-            fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
+            fd, name = _guard_full(directory, make)
         except FileNotFoundError:  # the first upload (or the directory was removed): made once, not per file
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=directory)
+            _guard_full(directory, lambda: directory.mkdir(parents=True, exist_ok=True))
+            fd, name = _guard_full(directory, make)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
@@ -42,15 +71,18 @@ class StagedBlob:
             raise ServerError("payload_too_large", f"file larger than the server's limit of {self.max_bytes} bytes",
                               hint="split the file, or raise the server's limits.max_file_bytes")
         self._hash.update(data)
-        self._file.write(data)
+        _guard_full(self.directory, self._file.write, data)
 
     def finish(self) -> str:
-        self._file.close()
+        _guard_full(self.directory, self._file.close)
         return self._hash.hexdigest()
 
     def discard(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # its buffer could not be written (a full disk): the file goes anyway
+                pass
         self.path.unlink(missing_ok=True)
 
 
@@ -89,8 +121,8 @@ class FileBlobStore:
             return
         try:
             os.replace(staged.path, target)
-        except FileNotFoundError:  # the first blob of its ab/cd directory
-            target.parent.mkdir(parents=True, exist_ok=True)
+        except FileNotFoundError:  # the first blob of its ab/cd directory (a directory takes a block)
+            _guard_full(self.root, lambda: target.parent.mkdir(parents=True, exist_ok=True))
             os.replace(staged.path, target)
 
     def exists(self, sha256: str) -> bool:
