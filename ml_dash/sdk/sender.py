@@ -37,7 +37,7 @@ from typing import Any
 from ml_dash.api.client import RETRY_STATUSES, ApiClient
 from ml_dash.errors import ApiError, MLDashError
 
-__all__ = ["Sender", "SenderSettings", "StreamFailure"]
+__all__ = ["Sender", "SenderSettings", "StreamFailure", "permanent"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class _Stream:
         return "logs" if self.kind == "logs" else f"metric {self.name!r}"
 
 
-def _permanent(exc: MLDashError) -> bool:
+def permanent(exc: MLDashError) -> bool:
     """A refusal that sending again cannot fix (bad request, conflict, forbidden, ...)."""
     status = getattr(exc, "status", None)
     return isinstance(exc, ApiError) and status is not None and 400 <= status < 500 and status not in RETRY_STATUSES
@@ -232,7 +232,7 @@ class Sender:
         try:
             self.client.merge_params(self.experiment_id, params)
         except MLDashError as exc:
-            if not _permanent(exc):
+            if not permanent(exc):
                 raise
             self.failures.append(StreamFailure("parameters", None, None, len(params), exc.message, exc.hint))
         with self._lock:
@@ -253,7 +253,7 @@ class Sender:
             try:
                 self._send_batch(stream, batch)
             except MLDashError as exc:
-                if not _permanent(exc):
+                if not permanent(exc):
                     stream.error = exc.message
                     raise
                 self.failures.append(StreamFailure(stream.label, batch[0][0], batch[-1][0], len(batch),
@@ -285,7 +285,7 @@ class Sender:
                                              writer_id=self.writer_id,
                                              writer_seqs=numbers[0] if follow_on else numbers, encoded=True)
                 except MLDashError as exc:
-                    if not _permanent(exc):
+                    if not permanent(exc):
                         raise
                     self.failures.append(StreamFailure(tail.label, numbers[0], numbers[-1], len(numbers),
                                                        exc.message, exc.hint))
