@@ -553,6 +553,13 @@ def client_env(home: Path) -> dict[str, str]:
     return env
 
 
+def niced(args: argparse.Namespace) -> list[str]:
+    """The clients stand in for training machines and laptops elsewhere: on this one machine they
+    run at a lower priority (``nice``, which execs: the pid stays the client's), so they take the
+    CPU the servers leave instead of starving them. ``--client-nice 0`` runs them as equals."""
+    return ["nice", "-n", str(args.client_nice)] if args.client_nice else []
+
+
 def launch(args: argparse.Namespace, url: str, key: str, rdir: Path, trees: Path, start_at: float) -> Launched:
     out = Launched()
     clients = max(1, min(args.clients, args.runs))
@@ -564,7 +571,8 @@ def launch(args: argparse.Namespace, url: str, key: str, rdir: Path, trees: Path
         spec_path.write_text(json.dumps(spec))
         err = rdir / f"worker-{w}.stderr"
         with open(err, "w") as stderr:
-            proc = subprocess.Popen([sys.executable, __file__, "--worker", str(spec_path)], stdout=subprocess.PIPE,
+            proc = subprocess.Popen([*niced(args), sys.executable, __file__, "--worker", str(spec_path)],
+                                    stdout=subprocess.PIPE,
                                     stderr=stderr, text=True, env=client_env(rdir / f"home-{w}"), cwd=rdir)
         out.workers.append((proc, Path(spec["out"]), err))
         threading.Thread(target=out.read_ids, args=(proc,), daemon=True).start()
@@ -574,7 +582,7 @@ def launch(args: argparse.Namespace, url: str, key: str, rdir: Path, trees: Path
         log = udir / "upload.log"
         delay = max(0.0, start_at - time.time())
         with open(log, "wb") as f:
-            upload = shlex.join([str(ML_DASH), "upload", str(trees / f"tree-{k}"), "--remote", url, "--api-key", key,
+            upload = shlex.join([*niced(args), str(ML_DASH), "upload", str(trees / f"tree-{k}"), "--remote", url, "--api-key", key,
                                  "--progress", "none", "--state-file", str(udir / "state.json")])
             cmd = f"sleep {delay:.3f}; exec {upload}"  # starts with the runs; exec: the pid is the upload's
             proc = subprocess.Popen(["/bin/sh", "-c", cmd], stdout=f, stderr=subprocess.STDOUT,
@@ -743,7 +751,8 @@ def print_report(rows: list[dict[str, Any]], args: argparse.Namespace, upload: U
           f"in {max(1, min(args.clients, args.runs))} client processes, plus {args.uploads} upload(s) of "
           f"{upload.experiments} experiments x (2 x {upload.points:,} points, {upload.lines:,} lines, 1 file) "
           f"({args.uploads * upload.experiments * 2 * upload.points:,} points), "
-          f"plus the series of one running metric every {SERIES_EVERY:g} s; through HAProxy")
+          f"plus the series of one running metric every {SERIES_EVERY:g} s; through HAProxy; "
+          f"clients at nice {args.client_nice}")
     print_table(rows)
     base = rows[0]
     for r in rows[1:]:
@@ -783,6 +792,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--upload-experiments", type=int, help="experiments per upload tree")
     parser.add_argument("--upload-points", type=int, help="points per metric of an uploaded experiment")
     parser.add_argument("--upload-lines", type=int, help="log lines of an uploaded experiment")
+    parser.add_argument("--client-nice", type=int, default=10,
+                        help="the clients' nice value (default 10: they stand in for other machines; 0: equals)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     parser.add_argument("--work-dir", type=Path, help="keep everything here (default: a temporary directory, removed)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)

@@ -6,6 +6,8 @@
     ml-dash serve token revoke NAME
     ml-dash serve backup DEST [--with-blobs]          # online backup of the metadata (+ blob manifest)
     ml-dash serve restore SRC [--verify-only]         # into an empty database; checks the blobs
+    ml-dash serve compact                             # seal full metric chunks, archive old log lines now
+    ml-dash serve fsck                                # every sealed chunk has its object, and back (exit 1 if not)
 
 At start it prints ``dashboard: http://HOST:PORT/?token=...``: the server owner's login to the
 dashboard (every namespace); others sign in there with their API key.
@@ -26,7 +28,7 @@ DESCRIPTION = ("Run the ml-dash server: the REST API of the ml-dash client and t
                "it prints), with SQLite and a blob directory by default, or PostgreSQL and S3 by URL. Manage API "
                "keys with `ml-dash serve token`.")
 USAGE = ("[--host H] [--port P] [--db URL] [--blobs URL] [--data-dir DIR] [key=value ...] | token create|list|revoke"
-         " | backup DEST | restore SRC")
+         " | backup DEST | restore SRC | compact | fsck")
 
 
 def _state(argv: Sequence[str]) -> Any:
@@ -50,11 +52,37 @@ def main(argv: Sequence[str]) -> int:
         from ml_dash.server import backup
 
         return backup.main(args[0], args[1:], _state)
+    if args[:1] in (["compact"], ["fsck"]):
+        return _tiers(args[0], args[1:])
     st = _state(args)
     if st is None:
         return 0
     try:
         return _serve(st)
+    finally:
+        st.close()
+
+
+def _tiers(action: str, argv: Sequence[str]) -> int:
+    """``compact``: seal every full chunk and sweep old orphans; ``fsck``: check both tiers agree."""
+    st = _state(argv)
+    if st is None:
+        return 0
+    try:
+        if action == "fsck":
+            report = st.tiering.fsck()
+            for line in report.lines():
+                print(line)
+            return 0 if report.clean else 1
+        sealed = st.tiering.seal_due()
+        archived = st.tiering.archive_due()
+        swept = st.tiering.sweep()
+        sizes = st.store.tier_sizes()
+        print(f"sealed {sealed} chunk(s); archived {archived} log segment(s); removed {len(swept)} orphan object(s) "
+              f"older than {st.cfg.tiering.orphan_grace:g} s")
+        print(f"database: {sizes['database_points']:,} points in {sizes['database_rows']:,} rows; blob store: "
+              f"{sizes['sealed_points']:,} points in {sizes['sealed_rows']:,} sealed chunks")
+        return 0
     finally:
         st.close()
 

@@ -184,11 +184,33 @@ class ServerAuthConfig(BaseModel):
                           "when bound to a loopback address).")
 
 
+class TieringConfig(BaseModel):
+    model_config = _STRICT
+    chunk_size: int = Field(10_000, ge=100, le=10_000_000, description="Points of a metric sealed together into one "
+                                                                       "object in the blob store, once there are "
+                                                                       "that many not sealed yet.")
+    interval: float = Field(30.0, ge=0, description="Seconds between two background sealing passes of each server "
+                                                    "process (0: none; `ml-dash serve compact` seals on demand).")
+    log_keep_lines: int = Field(100_000, ge=0, description="Newest log lines of an experiment kept in the database; "
+                                                          "older ones are archived to the blob store.")
+    log_archive_age: float = Field(7 * 86400.0, ge=0, description="Seconds after which log lines (by their "
+                                                                  "timestamp) are archived, however few (0: by "
+                                                                  "count only).")
+    log_segment_lines: int = Field(10_000, ge=10, le=1_000_000, description="Log lines archived together into one "
+                                                                          "object (at most).")
+    orphan_grace: float = Field(3600.0, ge=0, description="Seconds a sealed object nothing points to is kept "
+                                                          "(a sealer writes the object first) before the sweep "
+                                                          "deletes it.")
+
+
 class ServerLimitsConfig(BaseModel):
     model_config = _STRICT
     db_connections: int = Field(16, ge=1, le=1000, description="Database connections of one server process at "
                                                                "most (a pool; with N processes the database sees "
                                                                "up to N times as many).")
+    ingest_threads: int = Field(4, ge=1, le=256, description="Metric and log appends one server process runs at "
+                                                            "once; more wait their turn, so reads (the dashboard's "
+                                                            "series) do not queue behind a burst of writes.")
     max_json_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest JSON request body (413 above).")
     max_file_bytes: int = Field(100 * 1024**3, gt=0, description="Largest uploaded file (413 above).")
 
@@ -229,6 +251,7 @@ class ServeConfig(BaseModel):
     log_requests: bool = Field(True, description="One JSON line per request on stderr.")
     auth: ServerAuthConfig = Field(default_factory=ServerAuthConfig)
     limits: ServerLimitsConfig = Field(default_factory=ServerLimitsConfig)
+    tiering: TieringConfig = Field(default_factory=TieringConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("data_dir")

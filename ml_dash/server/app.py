@@ -13,6 +13,8 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ml_dash import __version__
 from ml_dash.api.errors import ServerError
 from ml_dash.server.state import ServerState
+from ml_dash.server.storage.tiers import Sealer
 
 __all__ = ["create_app"]
 
@@ -109,7 +112,27 @@ class RequestLog:
                     "status": status, "ms": round((time.perf_counter() - start) * 1000, 1),
                     # set by the auth dependency on request.state, which Starlette keeps in scope["state"]
                     "namespace": (scope.get("state") or {}).get("namespace"), "pid": os.getpid()}
-            print(json.dumps(line), file=sys.stderr, flush=True)
+            # One write of the whole line: worker processes share this stream, and a line written in two
+            # parts (text, then newline) could have another process's line land between them.
+            sys.stderr.write(json.dumps(line) + "\n")
+            sys.stderr.flush()
+
+
+def _sealing(st: ServerState) -> Any:
+    """The app's lifespan: the background sealing pass of this process (storage/tiers.py) while it serves."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sealer = Sealer(st.tiering, st.cfg.tiering.interval) if st.cfg.tiering.interval > 0 else None
+        if sealer is not None:
+            sealer.start()
+        try:
+            yield
+        finally:
+            if sealer is not None:
+                sealer.stop()
+
+    return lifespan
 
 
 def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
@@ -117,7 +140,7 @@ def create_app(st: ServerState, dist_dir: Path | None = None) -> FastAPI:
     pass their own)."""
     from ml_dash.server.routes import dashrc, experiments, files, graphql, records, series
 
-    app = FastAPI(title="ml-dash", version=__version__, docs_url=None, redoc_url=None,
+    app = FastAPI(title="ml-dash", version=__version__, docs_url=None, redoc_url=None, lifespan=_sealing(st),
                   description="The REST API of ml-dash (compatible with the ml-dash 0.5.8 client).")
     app.state.ml_dash = st
     # dashrc: always on (also with the dashboard off): `ml-dash upload`/`download` move .dashrc files through it

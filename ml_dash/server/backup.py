@@ -5,11 +5,22 @@ A backup is a directory:
 * ``metadata.sqlite3`` (SQLite, through sqlite3's online backup API: one consistent copy while the
   server writes) or ``metadata.pgdump`` (PostgreSQL, ``pg_dump --format=custom`` of an exported
   snapshot);
-* ``blobs.jsonl``: one line per blob the metadata references (``key`` as the blob store names it,
-  ``sha256``, ``size``, one ``file`` using it), read from that same snapshot;
+* ``blobs.jsonl``: one line per blob the metadata references, read from that same snapshot:
+  ``key`` as the blob store names it, ``sha256``, ``size``, and either one ``file`` using it (a
+  file's blob) or ``"store": "segments"`` and a ``label`` (a segment: the object of a sealed metric
+  chunk or of archived log lines, in the segment store ``<blobs>/segments``: storage/tiers.py); an
+  entry without ``store`` is a file's blob (all of them in backups of format 1);
 * ``backup.json``: ml-dash version, time, database kind, schema version, counts;
 * ``blobs/`` (``--with-blobs`` only): every referenced blob, laid out as a ``file://`` store
-  (``ab/cd/<sha256>``), each verified against its sha256 while copied.
+  (``ab/cd/<sha256>``, the segments in ``segments/ab/cd/<sha256>``), each verified against its
+  sha256 while copied.
+
+Segments have no size column: their size is read from the segment store right after the snapshot
+(a stat, a HEAD, or one listing per 1,000 objects on S3), so the manifest has it with or without
+``--with-blobs`` and nothing is added to the database (a sealer would have to write it too, for a
+number only a backup reads). A segment the snapshot points to is never deleted while rows point to
+it (the sweep removes only objects no row points to), so it is still there then; one that is not
+is damage (``ml-dash serve fsck``), reported like a missing file's blob.
 
 It is written into a temporary directory beside DEST (``.DEST.partial-*``) and renamed at the end:
 a killed backup never leaves a DEST that looks complete, and the next backup removes its remains.
@@ -47,10 +58,12 @@ MANIFEST = "blobs.jsonl"
 SQLITE_FILE = "metadata.sqlite3"
 PG_FILE = "metadata.pgdump"
 BLOB_DIR = "blobs"
-FORMAT = 1  # of the backup directory; bumped if its layout ever changes
+FORMAT = 2  # of the backup directory; bumped if its layout ever changes (2: segments)
 CHUNK = 1024 * 1024
 PARTIAL = ".partial-"
 SHOWN_MISSING = 5  # blobs named in the one-line error (all of them are listed above it)
+SEGMENTS = "segments"  # the segment store, within the blob store; the marker of its manifest entries
+LIST_ABOVE = 200  # more S3 objects to size than this: list the prefix (1,000 a request), not one HEAD each
 
 SETTINGS = "[--db URL] [--blobs URL] [--data-dir DIR] [key=value ...]"
 BACKUP_HELP = f"""\
@@ -60,7 +73,9 @@ A consistent online backup of the server's metadata: the server may be running a
   DEST/metadata.sqlite3  SQLite: a copy through sqlite3's online backup API
   DEST/metadata.pgdump   PostgreSQL: pg_dump --format=custom (pg_dump of the server's major
                          version or newer: on PATH, in /usr/lib/postgresql/*/bin, or pgserver's)
-  DEST/blobs.jsonl       every blob the metadata references (key, sha256, size), same snapshot
+  DEST/blobs.jsonl       every blob the metadata references (key, sha256, size), same snapshot:
+                         the files', and the segments of sealed metric chunks and archived log
+                         lines (in the blob store's segments/)
   DEST/backup.json       ml-dash version, time, database kind, schema version, counts
   DEST/blobs/            --with-blobs only: a sha256-verified copy of every referenced blob
 
@@ -82,8 +97,9 @@ projects, experiments or API keys), of the same kind as the backup's:
   SQLite      the backup's file is copied into place (no server may be running on the target)
   PostgreSQL  pg_restore (of the server's major version or newer) into the target database
 If SRC has blobs/ (backup --with-blobs), they are copied into the target blob store (file:// or
-s3://). Then every blob of SRC/blobs.jsonl is checked in the target blob store (present, right
-size); missing ones are listed and the exit status is 1 (nothing is deleted).
+s3://; segments into its segments/). Then every blob of SRC/blobs.jsonl is checked in
+the target blob store (present, right size); missing ones are listed and the exit status is 1
+(nothing is deleted).
   --verify-only  only that check (e.g. after copying the blob store back by its own means)
 The server settings are those of `ml-dash serve` (see ml-dash serve --help)."""
 
@@ -101,12 +117,31 @@ COUNTS = {
     "files": "SELECT COUNT(*) FROM files WHERE deleted_at IS NULL",
     "file_records": "SELECT COUNT(*) FROM files",
 }
+# Counted where the schema has the table (a backup of an older schema has not: it is restored as it is).
+LATER_COUNTS = {
+    "archived_log_lines": ("log_segments",
+                           "SELECT COALESCE(SUM(end_seq - start_seq + 1), 0) FROM log_segments"),
+}
 # A restore target must have none of these.
 OCCUPIED = ("namespaces", "api_keys", "projects", "experiments")
 FILES_SQL = ("SELECT f.checksum, f.size_bytes, n.slug, p.slug, e.name, f.path, f.filename FROM files f "
              "JOIN experiments e ON e.id = f.experiment_id JOIN projects p ON p.id = e.project_id "
              "JOIN namespaces n ON n.id = p.namespace_id "
              "ORDER BY f.checksum, CASE WHEN f.deleted_at IS NULL THEN 0 ELSE 1 END, f.id")  # a live file first
+# The objects rows point to in the segment store (storage/tiers.py): sealed metric chunks, archived log
+# lines. LEFT JOINs: a pointer row is listed even if the names around it cannot be found.
+_NAMES = ("LEFT JOIN projects p ON p.id = e.project_id LEFT JOIN namespaces n ON n.id = p.namespace_id ")
+SEGMENTS_SQL = {
+    "sealed chunk: metric {} points {}..{}":
+        "SELECT c.segment, c.metric_id, c.start_idx, c.end_idx, n.slug, p.slug, e.name, m.name "
+        "FROM metric_chunks c LEFT JOIN metrics m ON m.id = c.metric_id "
+        "LEFT JOIN experiments e ON e.id = m.experiment_id " + _NAMES +
+        "WHERE c.segment IS NOT NULL ORDER BY c.segment, c.metric_id, c.start_idx",
+    "archived log lines: experiment {} lines {}..{}":
+        "SELECT s.segment, s.experiment_id, s.start_seq, s.end_seq, n.slug, p.slug, e.name, NULL "
+        "FROM log_segments s LEFT JOIN experiments e ON e.id = s.experiment_id " + _NAMES +
+        "ORDER BY s.segment, s.experiment_id, s.start_seq",
+}
 
 Say = Callable[[str], None]
 
@@ -148,8 +183,8 @@ def main(action: str, argv: Sequence[str], open_state: Callable[[Sequence[str]],
             backup(st, where, with_blobs=chosen)
         elif chosen:
             entries = _manifest(where)
-            verify_blobs(st.blobs, st.blobs_url, where, entries)
-            print(f"all {len(entries)} blobs of {where / MANIFEST} are in {st.blobs_url}")
+            verify_blobs(st.blobs, st.blobs_url, where, entries, segments=_segment_store(st))
+            print(f"all {_counted(entries)} of {where / MANIFEST} are in {st.blobs_url}")
         else:
             restore(st, where, info)
     except MLDashError:
@@ -172,28 +207,94 @@ def _schema_version(conn: Any) -> int:
     return _scalar(conn, "SELECT MAX(version) FROM schema_version")
 
 
+def _has_table(conn: Any, table: str) -> bool:
+    # Asked, not tried: a failing statement would end PostgreSQL's snapshot transaction.
+    sql = (f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
+           if isinstance(conn, sqlite3.Connection) else
+           f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+           f"AND table_name = '{table}'")
+    return _scalar(conn, sql) > 0
+
+
 def _counts(conn: Any) -> dict[str, int]:
-    return {name: _scalar(conn, sql) for name, sql in COUNTS.items()}
+    counts = {name: _scalar(conn, sql) for name, sql in COUNTS.items()}
+    counts.update({name: _scalar(conn, sql) for name, (table, sql) in LATER_COUNTS.items()
+                   if _has_table(conn, table)})
+    return counts
 
 
-def _blob_key(store: Any, sha256: str) -> str:
-    """The blob's name in its store: ``ab/cd/<sha256>`` in a directory, ``prefix/<sha256>`` in S3."""
+def _log_lines(counts: dict[str, int]) -> int:
+    """The log lines in the database and those archived to the segment store."""
+    return counts["log_lines"] + counts.get("archived_log_lines", 0)
+
+
+def _blob_key(store: Any, sha256: str, within: str = "") -> str:
+    """The blob's name as the blob store's URL names it: ``[within/]ab/cd/<sha256>`` in a directory
+    (relative to it), the object's key in S3 (``prefix[/within]/<sha256>``, ``store`` being that one)."""
     from ml_dash.server.storage.blobs import S3BlobStore
 
     if isinstance(store, S3BlobStore):
         return store._key(sha256)
-    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    return f"{within}/" * bool(within) + f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
-def _manifest_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
-    """One entry per distinct blob the file records reference (deleted records too: their blob is kept)."""
+def _segment_store(st: Any) -> Any:
+    """The store of ``st``'s segments (the one its readers use)."""
+    return st.store.segments.store if st.store.segments is not None else st.blobs.within(SEGMENTS)
+
+
+def _is_segment(entry: dict[str, Any]) -> bool:
+    return entry.get("store") == SEGMENTS  # no marker: a file's blob (every entry of a format 1 backup)
+
+
+def _split(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(files' blobs, segments)``."""
+    return [e for e in entries if not _is_segment(e)], [e for e in entries if _is_segment(e)]
+
+
+def _label(entry: dict[str, Any]) -> str:
+    return str(entry["label"]) if _is_segment(entry) else f"file {entry['file']}"
+
+
+def _counted(entries: list[dict[str, Any]]) -> str:
+    """``N blobs`` (`` (M of them segments)`` when there are)."""
+    sealed = len(_split(entries)[1])
+    return f"{len(entries)} blobs" + (f" ({sealed} of them segments)" if sealed else "")
+
+
+def _manifest_rows(conn: Any, store: Any, segments: Any) -> list[dict[str, Any]]:
+    """One entry per distinct blob the file records reference (deleted records too: their blob is kept),
+    then one per distinct segment sealed chunks and archived log lines point to (its size is read
+    later: :func:`_sized`)."""
     entries: list[dict[str, Any]] = []
     for checksum, size, ns, project, experiment, path, filename in conn.execute(FILES_SQL).fetchall():
         if entries and entries[-1]["sha256"] == checksum:
             continue
         entries.append({"key": _blob_key(store, checksum), "sha256": checksum, "size": int(size),
                         "file": f"{ns}/{project}/{experiment}:{(path or '/').rstrip('/')}/{filename}"})
+    seen: set[str] = set()
+    for label, sql in SEGMENTS_SQL.items():
+        for digest, owner, start, end, ns, project, experiment, metric in conn.execute(sql).fetchall():
+            if digest in seen:  # content-addressed: identical chunks of two metrics are one object
+                continue
+            seen.add(digest)
+            names = ([f"{ns}/{project}/{experiment}"] if experiment is not None else []) + \
+                    ([str(metric)] if metric is not None else [])
+            where = f" ({': '.join(names)})" if names else ""
+            entries.append({"store": SEGMENTS, "key": _blob_key(segments, digest, SEGMENTS), "sha256": digest,
+                            "size": None, "label": label.format(owner, start, end) + where})
     return entries
+
+
+def _sized(segments: Any, url: str, entries: list[dict[str, Any]], say: Say) -> None:
+    """Each segment entry's size, read from the segment store (segments have no size column). One
+    that is not there keeps ``None``: listed in the manifest all the same, checked at restore."""
+    wanted = [e for e in entries if _is_segment(e)]
+    sizes = _sizes(segments, [e["sha256"] for e in wanted])
+    for e in wanted:
+        e["size"] = sizes.get(e["sha256"])
+        if e["size"] is None:
+            say(f"warning: blob {e['key']} is missing from {url} ({e['label']}): run `ml-dash serve fsck`")
 
 
 def _manifest(src: Path) -> list[dict[str, Any]]:
@@ -280,20 +381,27 @@ def backup(st: Any, dest: Path, *, with_blobs: bool = False, say: Say = _say) ->
     try:
         kind = st.store.dialect.name
         say(f"backing up {kind} {_masked(st.db_url)} into {dest}")
+        segments = _segment_store(st)
         if kind == "sqlite":
-            info, entries = _sqlite_backup(Path(st.store.dialect.path), work / SQLITE_FILE, st.blobs)
+            info, entries = _sqlite_backup(Path(st.store.dialect.path), work / SQLITE_FILE, st.blobs,
+                                           segments)
         else:
-            info, entries = _postgres_backup(st.db_url, work / PG_FILE, st.blobs)
+            info, entries = _postgres_backup(st.db_url, work / PG_FILE, st.blobs, segments)
+        _sized(segments, st.blobs_url, entries, say)
         _write(work / MANIFEST, "".join(json.dumps(e) + "\n" for e in entries))
         if with_blobs:
-            _copy_out(st.blobs, st.blobs_url, entries, work / BLOB_DIR, say)
+            files, sealed = _split(entries)
+            _copy_out(st.blobs, st.blobs_url, files, work / BLOB_DIR, say)
+            # Named by the blob store's URL: the segments' keys are relative to it (segments/ab/cd/<sha256>).
+            _copy_out(segments, st.blobs_url, sealed, work / BLOB_DIR / SEGMENTS, say, "segments")
         from ml_dash import __version__
 
         info = {"format": FORMAT, "ml_dash": __version__,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "database": kind,
                 "db": _masked(st.db_url), **info,
                 "blobs": {"url": st.blobs_url, "count": len(entries),
-                          "bytes": sum(e["size"] for e in entries), "copied": with_blobs}}
+                          "bytes": sum(e["size"] or 0 for e in entries), "copied": with_blobs,
+                          "segments": len(_split(entries)[1])}}
         _write(work / BACKUP_JSON, json.dumps(info, indent=2) + "\n")
         (work / ".lock").unlink()
         os.replace(work, dest)  # onto an absent or empty DEST: the backup appears complete, or not at all
@@ -310,20 +418,21 @@ def backup(st: Any, dest: Path, *, with_blobs: bool = False, say: Say = _say) ->
         lock.close()
     c = info["counts"]
     print(f"backup of {kind} (schema {info['schema_version']}) in {dest}: {c['namespaces']} namespaces, "
-          f"{c['experiments']} experiments, {c['metric_points']} metric points, {c['log_lines']} log lines, "
-          f"{c['files']} files, {len(entries)} blobs of {info['blobs']['bytes']} bytes "
+          f"{c['experiments']} experiments, {c['metric_points']} metric points, {_log_lines(c)} log lines, "
+          f"{c['files']} files, {_counted(entries)} of {info['blobs']['bytes']} bytes "
           f"({'copied' if with_blobs else 'not copied: back up the blob store by its own means'})")
     return info
 
 
-def _sqlite_backup(source: Path, target: Path, store: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _sqlite_backup(source: Path, target: Path, store: Any,
+                   segments: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     src = sqlite3.connect(source, timeout=30)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)  # pages=-1: every page in one step, under one read transaction: a consistent copy
         dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file (the server switches it to WAL)
         info = {"schema_version": _schema_version(dst), "counts": _counts(dst)}
-        entries = _manifest_rows(dst, store)
+        entries = _manifest_rows(dst, store, segments)
     except sqlite3.Error as exc:
         raise MLDashError(f"backup of the SQLite database {source} failed: {exc}",
                           hint="check the file and the free space beside DEST, then run the backup again") from None
@@ -419,7 +528,8 @@ def _pg_connect(url: str, autocommit: bool = True) -> Any:
                           hint="check the --db URL and that the database server is up") from None
 
 
-def _postgres_backup(url: str, target: Path, store: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _postgres_backup(url: str, target: Path, store: Any,
+                     segments: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from psycopg import IsolationLevel
 
     pg = _Pg.of(url)
@@ -434,7 +544,7 @@ def _postgres_backup(url: str, target: Path, store: Any) -> tuple[dict[str, Any]
         assert row is not None
         info = {"schema_version": _schema_version(conn), "counts": _counts(conn),
                 "pg_dump": _major(tool), "server_version": conn.info.server_version}
-        entries = _manifest_rows(conn, store)
+        entries = _manifest_rows(conn, store, segments)
         pg.run([str(tool), "--format=custom", f"--file={target}", f"--snapshot={row[0]}", "--no-password",
                 f"--dbname={pg.conninfo}"], "pg_dump",
                "check the database and the free space beside DEST, then run the backup again")
@@ -445,11 +555,14 @@ def _postgres_backup(url: str, target: Path, store: Any) -> tuple[dict[str, Any]
 
 
 # --- blobs -----------------------------------------------------------------------------------------------------
-def _copy_out(store: Any, url: str, entries: list[dict[str, Any]], root: Path, say: Say) -> None:
-    """Every entry's bytes into ``root/ab/cd/<sha256>``, hashed on the way."""
+def _copy_out(store: Any, url: str, entries: list[dict[str, Any]], root: Path, say: Say,
+              what: str = "blobs") -> None:
+    """Every entry's bytes from ``store`` into ``root/ab/cd/<sha256>``, hashed on the way."""
     from ml_dash.api.errors import ServerError
 
-    say(f"copying {len(entries)} blobs from {url}")
+    if not entries and what != "blobs":  # no segments: nothing to say
+        return
+    say(f"copying {len(entries)} {what} from {url}")
     missing = []
     for e in entries:
         target = root / e["sha256"][:2] / e["sha256"][2:4] / e["sha256"]
@@ -468,10 +581,12 @@ def _copy_out(store: Any, url: str, entries: list[dict[str, Any]], root: Path, s
                 raise
             missing.append(e)
             continue
-        if digest.hexdigest() != e["sha256"] or size != e["size"]:
-            raise MLDashError(f"blob {e['key']} in {url} (file {e['file']}) is damaged: {size} bytes hashing to "
+        if digest.hexdigest() != e["sha256"] or (e["size"] is not None and size != e["size"]):
+            fix = ("restore that object from the blob store's own backup (`ml-dash serve fsck` lists every "
+                   "damaged segment)" if _is_segment(e) else "upload that file again (or restore the blob)")
+            raise MLDashError(f"blob {e['key']} in {url} ({_label(e)}) is damaged: {size} bytes hashing to "
                               f"{digest.hexdigest()}, the metadata says {e['size']} bytes, {e['sha256']}",
-                              hint="upload that file again (or restore the blob), then run the backup again")
+                              hint=f"{fix}, then run the backup again")
     if missing:
         raise MLDashError(f"{len(missing)} blob(s) the metadata references are missing from {url}: "
                           + _names(missing), hint="restore them into the blob store, or back up without "
@@ -479,7 +594,7 @@ def _copy_out(store: Any, url: str, entries: list[dict[str, Any]], root: Path, s
 
 
 def _names(entries: list[dict[str, Any]]) -> str:
-    shown = ", ".join(f"{e['key']} (file {e['file']})" for e in entries[:SHOWN_MISSING])
+    shown = ", ".join(f"{e['key']} ({_label(e)})" for e in entries[:SHOWN_MISSING])
     return shown + (f" and {len(entries) - SHOWN_MISSING} more" if len(entries) > SHOWN_MISSING else "")
 
 
@@ -505,12 +620,54 @@ def _blob_size(store: Any, sha256: str) -> int | None:
     return sum(len(chunk) for chunk in store.open(sha256))
 
 
-def _copy_in(store: Any, src: Path, entries: list[dict[str, Any]], say: Say) -> None:
-    """The backup's blobs/ into the target store (through its stage/commit, sha256 checked)."""
+def _sizes(store: Any, shas: Sequence[str]) -> dict[str, int]:
+    """The size of each of ``shas`` that is in ``store`` (absent ones are left out)."""
+    from ml_dash.server.storage.blobs import S3BlobStore
+
+    if isinstance(store, S3BlobStore) and len(shas) > LIST_ABOVE:
+        return _listed_sizes(store, set(shas))
+    found = {}
+    for sha in dict.fromkeys(shas):
+        size = _blob_size(store, sha)
+        if size is not None:
+            found[sha] = size
+    return found
+
+
+def _listed_sizes(store: Any, wanted: set[str]) -> dict[str, int]:
+    """The sizes of ``wanted`` from a listing of an S3 store's prefix (with a delimiter: its own objects,
+    not those of the stores within it)."""
+    prefix = f"{store.prefix}/" if store.prefix else ""
+    found: dict[str, int] = {}
+    try:
+        pages = store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=prefix,
+                                                                        Delimiter="/")
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = str(item["Key"])[len(prefix):]
+                if name in wanted:
+                    found[name] = int(item["Size"])
+    except Exception as exc:
+        raise MLDashError(f"object store error listing s3://{store.bucket}/{prefix}: {exc}",
+                          hint="check the bucket, its endpoint and credentials") from None
+    return found
+
+
+def _fits(size: int | None, expected: int | None) -> bool:
+    """There, with the manifest's size (``None`` there: the source lacked it at backup time, any size)."""
+    return size is not None and (expected is None or size == expected)
+
+
+def _copy_in(store: Any, root: Path, entries: list[dict[str, Any]], say: Say, what: str = "blobs") -> None:
+    """The backup's copies (``root/ab/cd/<sha256>``) into the target store (through its stage/commit,
+    sha256 checked)."""
+    if not entries and what != "blobs":  # no segments: nothing to say
+        return
+    there = _sizes(store, [e["sha256"] for e in entries])
     copied = present = 0
     for e in entries:
-        path = src / BLOB_DIR / e["sha256"][:2] / e["sha256"][2:4] / e["sha256"]
-        if not path.is_file() or _blob_size(store, e["sha256"]) == e["size"]:
+        path = root / e["sha256"][:2] / e["sha256"][2:4] / e["sha256"]
+        if not path.is_file() or _fits(there.get(e["sha256"]), e["size"]):
             present += path.is_file()
             continue  # absent from the backup: the check below reports it
         staged = store.stage(1 << 62)
@@ -528,18 +685,26 @@ def _copy_in(store: Any, src: Path, entries: list[dict[str, Any]], say: Say) -> 
                               hint="take a new backup with --with-blobs; the metadata is restored already")
         store.commit(staged, e["sha256"])
         copied += 1
-    say(f"copied {copied} blobs into the target blob store ({present} were there already)")
+    say(f"copied {copied} {what} into the target blob store ({present} were there already)")
 
 
-def verify_blobs(store: Any, url: str, src: Path, entries: list[dict[str, Any]], say: Say = _say) -> None:
-    """Every manifest entry must be in ``store`` with its size; else list the others and fail (deleting nothing)."""
+def verify_blobs(store: Any, url: str, src: Path, entries: list[dict[str, Any]], say: Say = _say, *,
+                 segments: Any = None) -> None:
+    """Every manifest entry must be in its store with its size: a file's blob in ``store``, a segment
+    (sealed metric chunk, archived log lines) in ``segments`` (default: ``store.within("segments")``,
+    where a server opened on ``url`` reads them). Else list the others and fail (deleting nothing)."""
+    files, sealed = _split(entries)
+    if segments is None and sealed:
+        segments = store.within(SEGMENTS)
     bad = []
-    for e in entries:
-        size = _blob_size(store, e["sha256"])
-        if size != e["size"]:
-            bad.append(e)
-            state = "missing" if size is None else f"{size} bytes, expected {e['size']}"
-            say(f"blob {e['key']} ({state}): file {e['file']}")
+    for part, where in ((files, store), (sealed, segments)):
+        sizes = _sizes(where, [e["sha256"] for e in part]) if part else {}
+        for e in part:
+            size = sizes.get(e["sha256"])
+            if not _fits(size, e["size"]):
+                bad.append(e)
+                state = "missing" if size is None else f"{size} bytes, expected {e['size']}"
+                say(f"blob {e['key']} ({state}): {_label(e)}")
     if bad:
         raise MLDashError(f"{len(bad)} of {len(entries)} blobs of {src / MANIFEST} are missing from {url} (or have "
                           f"the wrong size): {_names(bad)}",
@@ -563,6 +728,9 @@ def read_backup(src: Path) -> dict[str, Any]:
     if not (src / needed).is_file() or not (src / MANIFEST).is_file():
         raise ConfigError(f"{src} is not a complete backup ({needed} or {MANIFEST} is missing)",
                           hint="give the DEST directory of a finished ml-dash serve backup")
+    if int(info.get("format") or 1) > FORMAT:
+        raise ConfigError(f"{src} is a backup of format {info['format']}; this ml-dash knows up to {FORMAT}",
+                          hint=f"restore it with ml-dash {info.get('ml_dash')} or newer")
     from ml_dash.server.storage.migrations import MIGRATIONS
 
     if int(info.get("schema_version") or 0) > len(MIGRATIONS):
@@ -602,17 +770,21 @@ def restore(st: Any, src: Path, info: dict[str, Any] | None = None, say: Say = _
         counts = _counts(conn)
     finally:
         conn.close()
-    if counts != info.get("counts", counts):
+    expected = info.get("counts", counts)
+    if {name: counts.get(name) for name in expected} != expected:  # those the backup has (older ones: fewer)
         raise MLDashError(f"the restored database {_masked(st.db_url)} does not hold what {src / BACKUP_JSON} "
-                          f"counts: {counts} instead of {info['counts']}",
+                          f"counts: {counts} instead of {expected}",
                           hint="the backup is damaged; restore another one into a new database (the restored "
                                "data is left in place for inspection)")
     say(f"restored {_masked(st.db_url)}: {counts['namespaces']} namespaces, {counts['experiments']} experiments, "
-        f"{counts['metric_points']} metric points, {counts['log_lines']} log lines, {counts['files']} files")
+        f"{counts['metric_points']} metric points, {_log_lines(counts)} log lines, {counts['files']} files")
+    segments = _segment_store(st)
     if (src / BLOB_DIR).is_dir():
-        _copy_in(st.blobs, src, entries, say)
-    verify_blobs(st.blobs, st.blobs_url, src, entries, say)
-    print(f"restored {src} into {_masked(st.db_url)} and {st.blobs_url}: {len(entries)} blobs checked")
+        files, sealed = _split(entries)
+        _copy_in(st.blobs, src / BLOB_DIR, files, say)
+        _copy_in(segments, src / BLOB_DIR / SEGMENTS, sealed, say, "segments")
+    verify_blobs(st.blobs, st.blobs_url, src, entries, say, segments=segments)
+    print(f"restored {src} into {_masked(st.db_url)} and {st.blobs_url}: {_counted(entries)} checked")
 
 
 @contextlib.contextmanager

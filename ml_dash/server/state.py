@@ -7,6 +7,7 @@ import ipaddress
 import json
 import secrets as secrets_module
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ml_dash.server.storage.blobs import BlobStore
 from ml_dash.server.storage.browse import experiment_by_id
 from ml_dash.server.storage.registry import open_blob_store, open_metadata_store
 from ml_dash.server.storage.sql import SqlMetadataStore
+from ml_dash.server.storage.tiers import Segments, Tiering
 
 __all__ = ["KEY_CACHE_SECONDS", "OWNER", "OWNER_SLUG", "Principal", "ServerState", "TrustedLoopback", "is_loopback",
            "loopback_request"]
@@ -101,6 +103,9 @@ class ServerState:
         self.blobs_url = cfg.blobs or f"file://{self.data_dir / 'blobs'}"
         self.store: SqlMetadataStore = open_metadata_store(self.db_url, cfg.limits.db_connections)
         self.blobs: BlobStore = open_blob_store(self.blobs_url, self.data_dir / "staging")
+        # Sealed metric chunks: objects of their own beside the files' blobs (storage/tiers.py).
+        self.store.segments = Segments(self.blobs.within("segments"))
+        self.tiering = Tiering.configured(self.store, self.store.segments, cfg.tiering)
         self.secret = cfg.auth.secret.get_secret_value() if cfg.auth.secret else \
             self.store.shared_setting("secret", self._data_dir_secret)
         legacy = cfg.auth.legacy_username_tokens
@@ -111,6 +116,8 @@ class ServerState:
         # The dashboard URL's login token: configured, or new at every start (printed by `ml-dash serve`).
         self.owner_token = owner.get_secret_value() if owner else secrets_module.token_urlsafe(24)
         self.trusted: TrustedLoopback | None = None  # set by trust_loopback (ml-dash show) only
+        # The appends' anyio.CapacityLimiter per event loop (routes/deps.in_ingest_thread).
+        self.ingest_limiters: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def trust_loopback(self, namespace: str, writer_key: str) -> None:
         """No login for loopback callers (``ml-dash show``); refused unless bound to loopback."""

@@ -19,7 +19,7 @@ from ml_dash.api.client import ApiClient, ServerUnreachable
 from ml_dash.errors import ApiError, InvalidInputError, MLDashError
 from ml_dash.sdk.backends.hybrid import _transient
 from tests.helpers.cli import run_cli
-from tests.helpers.server import live_server, start_server
+from tests.helpers.server import LiveServer, live_server, start_server
 
 
 def free_port() -> int:
@@ -157,14 +157,20 @@ def upload(tree: Path, url: str, key: str, cwd: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def hybrid_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[LiveServer, str, Experiment]:
+    """A live server and a started hybrid run on it (tree in ``tmp_path/tree``), flushing every 0.1 s."""
+    monkeypatch.setenv("ML_DASH_FLUSH_INTERVAL", "0.1")
+    server = start_server(tmp_path / "server")
+    key = server.token("k", "alice")
+    exp = Experiment(name=name, project="p", local_path=tmp_path / "tree", remote=server.url, api_key=key).run.start()
+    return server, key, exp
+
+
 def test_a_restart_during_save_file_keeps_the_server_side_and_sends_the_file_at_close(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("ML_DASH_FLUSH_INTERVAL", "0.1")
     tree = tmp_path / "tree"
-    server = start_server(tmp_path / "server")
+    server, key, exp = hybrid_run(tmp_path, monkeypatch, "restart")
     try:
-        key = server.token("k", "alice")
-        exp = Experiment(name="restart", project="p", local_path=tree, remote=server.url, api_key=key).run.start()
         exp.params.set(lr=0.1)
         phase(exp, 0, 50)
         a = exp.files("models").save(b"weights a", "a.bin")
@@ -203,13 +209,10 @@ def test_a_restart_during_save_file_keeps_the_server_side_and_sends_the_file_at_
 
 def test_a_server_away_again_at_close_gets_the_rest_once_from_upload(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("ML_DASH_FLUSH_INTERVAL", "0.1")
     monkeypatch.setenv("ML_DASH_CLOSE_TIMEOUT", "1")  # the server is away at close: do not wait long for it
     tree = tmp_path / "tree"
-    server = start_server(tmp_path / "server")
+    server, key, exp = hybrid_run(tmp_path, monkeypatch, "twice")
     try:
-        key = server.token("k", "alice")
-        exp = Experiment(name="twice", project="p", local_path=tree, remote=server.url, api_key=key).run.start()
         exp.params.set(epochs=3)
         phase(exp, 0, 40)
         exp.files("models").save(b"weights a", "a.bin")

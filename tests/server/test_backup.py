@@ -1,7 +1,8 @@
 """`ml-dash serve backup` / `ml-dash serve restore`: real servers, real databases, real blob stores.
 
 The backup runs as a process beside a live server that keeps appending; the restored data is read
-back through a server started on it and compared with what the source server answers.
+back through a server started on it and compared with what the source server answers. Sealed
+metric chunks (objects in the blob store's segments/) are backed up, restored and checked too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pytest
 from tests.helpers.backends import S3_BUCKET, fresh_postgres_db, postgres_server, s3_server  # noqa: F401
 from tests.helpers.cli import ML_DASH, run_cli
 from tests.helpers.server import live_server
+from tests.server.conftest import Api, make_state
 
 LIVE = "live/loss"  # the metric appended to while the backup runs
 FILES = {"weights.bin": os.urandom(300_000), "notes.txt": b"hello backup\n" * 50, "same.txt": b"twice\n"}
@@ -407,3 +409,291 @@ def test_a_killed_backup_leaves_no_dest_and_the_next_one_cleans_up(tmp_path: Pat
             assert f"removed {partial}" in out.stderr
     assert not partial.exists() and (dest / "backup.json").is_file()
     assert sorted(p.name for p in (dest / "blobs").rglob("*") if p.is_file()) == sorted(map(_sha, big.values()))
+
+
+# --- segments: sealed metric chunks, archived log lines (storage/tiers.py) ----------------------------------
+# No background pass (the tests seal and archive when they mean to); the newest 50 log lines stay.
+TIERED = {"chunk_size": 100, "interval": 0, "log_keep_lines": 50, "log_segment_lines": 40,
+          "log_archive_age": 0}
+
+
+def _stores_like(backend: dict[str, str], root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """A fresh, empty store pair of the kind of ``backend`` (a new database; a new directory or prefix)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if backend["db"].startswith("sqlite"):
+        return {"db": f"sqlite:///{root / 'meta.db'}", "blobs": f"file://{root / 'blobs'}"}
+    endpoint = backend["blobs"].partition("?")[2]
+    return {"db": fresh_postgres_db(request.getfixturevalue("postgres_server")),
+            "blobs": f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:8]}?{endpoint}"}
+
+
+def _settings(stores: dict[str, str], data_dir: Path) -> tuple[str, ...]:
+    return ("--db", stores["db"], "--blobs", stores["blobs"], "--data-dir", str(data_dir))
+
+
+def _open(stores: dict[str, str], data_dir: Path) -> Api:
+    """The restored stores through the API (the source's API keys came with the database)."""
+    from ml_dash.config.models import ServeConfig
+    from ml_dash.server.state import ServerState
+
+    return Api(ServerState(ServeConfig(data_dir=data_dir, log_requests=False, **stores)))
+
+
+def _write_sealed(api: Api) -> None:
+    """Two experiments with 1,000 points in two metrics each (batches of 1..37 points, so a sealed chunk
+    ends where a row ends), 200 log lines and a file, then everything due sealed and archived; the
+    unsealed tails and the newest log lines stay in the database."""
+    for n in range(2):
+        exp = api.experiment(name=f"sealed-{n}")
+        lines = [{"level": "info", "message": f"line {i} of {n}", "metadata": {"i": i},
+                  "timestamp": f"2026-01-01T00:00:{i % 60:02d}Z"} for i in range(200)]
+        for first in range(0, 200, 25):
+            r = api.alice.post(f"/experiments/{exp}/logs", json={"logs": lines[first:first + 25]})
+            assert r.status_code == 201, r.text
+        for metric in ("train/loss", "eval/acc"):
+            step, size = 0, 1
+            while step < 1000:
+                count = min(size, 1000 - step)
+                points = [{"step": step + i, "value": (step + i) / 7 + n, "tag": f"s{step + i}"}
+                          for i in range(count)]
+                r = api.alice.post(f"/experiments/{exp}/metrics/{metric}/append-batch",
+                                   json={"dataPoints": points})
+                assert r.status_code == 200, r.text
+                step, size = step + count, size % 37 + 1
+        r = api.alice.post(f"/experiments/{exp}/files", data={"prefix": "/models"},
+                           files={"file": ("notes.txt", FILES["notes.txt"], "text/plain")})
+        assert r.status_code == 201, r.text
+        # Finished: a running experiment's duration grows between the two reads compared.
+        assert api.alice.patch(f"/experiments/{exp}/status", json={"status": "COMPLETED"}).is_success
+    assert api.state.tiering.seal_due() > 0
+    assert api.state.tiering.archive_due() == 2 * ((200 - 50) // 40)  # whole segments of 40 lines
+    sizes = api.state.store.tier_sizes()
+    assert sizes["sealed_rows"] > 0 and sizes["database_rows"] > 0, sizes
+
+
+def _segment_objects(st: Any) -> dict[str, tuple[int, str]]:
+    """Every object the database points to in the segment store: its size and its label."""
+    store = st.store.segments.store
+    labels = {d: f"sealed chunk: metric {m} points {a}..{b}" for m, a, b, d in st.store.segment_ranges()}
+    labels |= {d: f"archived log lines: experiment {e} lines {a}..{b}"
+               for e, a, b, d in st.store.log_segment_ranges()}
+    return {d: (len(b"".join(store.open(d))), label) for d, label in labels.items()}
+
+
+def _segment_entries(dest: Path) -> list[dict[str, Any]]:
+    manifest = [json.loads(line) for line in (dest / "blobs.jsonl").read_text().splitlines()]
+    return [e for e in manifest if e.get("store") == "segments"]
+
+
+def _all_points(api: Api) -> dict[str, Any]:
+    """Every point of every metric of the sealed experiments, from the data route (whole series), and
+    every log line."""
+    out = {}
+    for item in api.alice.get("/ui/projects/vision/experiments?limit=100").json()["items"]:
+        for route in ("/experiments/{}/logs?limit=1000", "/ui/experiments/{}/logs?limit=1000"):
+            r = api.alice.get(route.format(item["id"]))
+            assert r.status_code == 200 and "line 0 of" in r.text and "line 199 of" in r.text, r.text
+            out[item["name"] + route] = r.json()
+        for metric in ("train/loss", "eval/acc"):
+            r = api.alice.get(f"/experiments/{item['id']}/metrics/{metric}/data",
+                              params={"startIndex": 0, "limit": 100_000})
+            assert r.status_code == 200, r.text
+            points = r.json()["data"]
+            assert [int(p["index"]) for p in points] == list(range(1000))
+            out[f"{item['name']}:{metric}"] = points
+    return out
+
+
+def test_sealed_chunks_are_backed_up_restored_and_checked(
+        tmp_path: Path, backend: dict[str, str], request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ml_dash.server import backup as backup_module
+
+    source = Api(make_state(tmp_path, backend, tiering=TIERED))
+    try:
+        _write_sealed(source)
+        objects = _segment_objects(source.state)
+        sealed = {d: size for d, (size, _) in objects.items()}
+        before, points, sizes = _read(source.alice), _all_points(source), source.state.store.tier_sizes()
+        s3 = backend["blobs"].startswith("s3://")
+        if s3:  # the sizes from one listing of the segment prefix (the restore below HEADs each)
+            monkeypatch.setattr(backup_module, "LIST_ABOVE", 0)
+        dest = tmp_path / "backup"
+        out = _run(tmp_path, "serve", "backup", str(dest), "--with-blobs",
+                   *_settings(backend, tmp_path / "data"))
+        assert out.returncode == 0, out.stderr
+        monkeypatch.undo()
+    finally:
+        source.close()
+
+    # The manifest: every segment the database points to, once, with its size and a label; files unmarked.
+    entries = _segment_entries(dest)
+    assert sorted((e["sha256"], e["size"]) for e in entries) == sorted(sealed.items())
+    assert all(e["label"].startswith(objects[e["sha256"]][1] + " (alice/vision/sealed-") for e in entries)
+    assert {e["label"].split(":")[0] for e in entries} == {"sealed chunk", "archived log lines"}
+    prefix = backend["blobs"].split("?")[0].removeprefix(f"s3://{S3_BUCKET}/")
+    assert all(e["key"] == (f"{prefix}/segments/{e['sha256']}" if s3 else
+                            f"segments/{e['sha256'][:2]}/{e['sha256'][2:4]}/{e['sha256']}") for e in entries)
+    manifest = [json.loads(line) for line in (dest / "blobs.jsonl").read_text().splitlines()]
+    files = [e for e in manifest if e.get("store") != "segments"]
+    assert [(e["sha256"], "store" in e) for e in files] == [(_sha(FILES["notes.txt"]), False)]  # format 1's
+    for e in entries:
+        copy = dest / "blobs" / "segments" / e["sha256"][:2] / e["sha256"][2:4] / e["sha256"]
+        assert _sha(copy.read_bytes()) == e["sha256"]
+    info = json.loads((dest / "backup.json").read_text())
+    assert (info["format"], info["blobs"]["segments"]) == (2, len(sealed))
+    assert info["blobs"]["count"] == len(sealed) + 1
+    assert f"{len(sealed) + 1} blobs ({len(sealed)} of them segments)" in out.stdout
+    assert info["counts"]["archived_log_lines"] == 2 * 120 and "400 log lines" in out.stdout
+
+    # Into a fresh database and a fresh blob store: every point reads back as it was, and fsck is clean.
+    target = _stores_like(backend, tmp_path / "t1", request)
+    out = _run(tmp_path, "serve", "restore", str(dest), *_settings(target, tmp_path / "t1"))
+    assert out.returncode == 0, out.stderr
+    assert f"copied {len(sealed)} segments" in out.stderr and "copied 1 blobs" in out.stderr
+    restored = _open(target, tmp_path / "t1")
+    try:
+        assert restored.state.store.tier_sizes() == sizes and _segment_objects(restored.state) == objects
+        assert all(restored.state.store.segments.store.exists(d) for d in sealed)
+        assert not any(restored.state.blobs.exists(d) for d in sealed)  # not among the files' blobs
+        assert _all_points(restored) == points and _read(restored.alice) == before
+        report = restored.state.tiering.fsck()
+        assert report.clean and report.segments == sizes["sealed_rows"] + 2 * 3, list(report.lines())
+
+        # --verify-only checks the segment store: a segment gone from it fails, named, even with the same
+        # bytes among the files' blobs.
+        gone = entries[0]
+        data = b"".join(restored.state.store.segments.store.open(gone["sha256"]))
+        restored.state.store.segments.store.delete(gone["sha256"])
+        from ml_dash.server.storage.tiers import put_bytes
+
+        put_bytes(restored.state.blobs, data)
+        verify = ("serve", "restore", str(dest), "--verify-only", *_settings(target, tmp_path / "t1"))
+        out = _run(tmp_path, *verify)
+        assert out.returncode == 1, out.stderr
+        assert f"1 of {len(sealed) + 1} blobs" in out.stderr and gone["key"] in out.stderr, out.stderr
+        assert f"blob {gone['key']} (missing): {gone['label']}" in out.stderr
+        assert "Hint: copy them" in out.stderr
+        put_bytes(restored.state.store.segments.store, data)
+        out = _run(tmp_path, *verify)
+        assert out.returncode == 0, out.stderr
+        assert f"all {len(sealed) + 1} blobs ({len(sealed)} of them segments)" in out.stdout
+    finally:
+        restored.close()
+
+    # A backup that lacks one segment's copy: the restore fails naming it (the metadata is restored).
+    lacking = tmp_path / "lacking"
+    shutil.copytree(dest, lacking)
+    last = entries[-1]
+    (lacking / "blobs" / "segments" / last["sha256"][:2] / last["sha256"][2:4] / last["sha256"]).unlink()
+    other = _stores_like(backend, tmp_path / "t2", request)
+    out = _run(tmp_path, "serve", "restore", str(lacking), *_settings(other, tmp_path / "t2"))
+    assert out.returncode == 1, out.stderr
+    assert f"copied {len(sealed) - 1} segments" in out.stderr
+    assert f"1 of {len(sealed) + 1} blobs" in out.stderr and f"{last['key']} ({last['label']})" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_sealer_running_during_the_backup_loses_nothing(tmp_path: Path,
+                                                           request: pytest.FixtureRequest) -> None:
+    """Points appended and sealed while the backup runs: the restored series is a prefix of what was sent,
+    every sealed chunk of the snapshot is there, and nothing else (no orphan)."""
+    backend = {"db": f"sqlite:///{tmp_path / 'meta.db'}", "blobs": f"file://{tmp_path / 'blobs'}"}
+    source = Api(make_state(tmp_path, backend, tiering=TIERED))
+    stop, sealed = threading.Event(), [0]
+
+    def seal() -> None:  # what the server's Sealer does, without its pause
+        while not stop.is_set():
+            sealed[0] += source.state.tiering.seal_due()
+            time.sleep(0.005)
+
+    sealer = threading.Thread(target=seal, daemon=True)
+    dest = tmp_path / "backup"
+    try:
+        sealer.start()
+        with _appending(source.alice) as appender:
+            appender.wait_for(250)
+            before = appender.acked
+            out = _run(tmp_path, "serve", "backup", str(dest), "--with-blobs",
+                       *_settings(backend, tmp_path / "data"))
+            sent = appender.sent
+        assert out.returncode == 0, out.stderr
+    finally:
+        stop.set()
+        sealer.join(30)
+        source.close()
+    assert sealed[0] > 0 and _segment_entries(dest)
+    target = _stores_like(backend, tmp_path / "t", request)
+    out = _run(tmp_path, "serve", "restore", str(dest), *_settings(target, tmp_path / "t"))
+    assert out.returncode == 0, out.stderr
+    restored = _open(target, tmp_path / "t")
+    try:
+        n = _check_prefix(_live_points(restored.alice), before, sent)
+        assert n == json.loads((dest / "backup.json").read_text())["counts"]["metric_points"]
+        assert restored.state.store.tier_sizes()["sealed_rows"] == len(_segment_entries(dest))
+        report = restored.state.tiering.fsck()
+        assert report.clean, list(report.lines())
+    finally:
+        restored.close()
+
+
+def test_a_backup_of_format_1_restores_and_a_newer_format_is_refused(tmp_path: Path) -> None:
+    """What a backup written before segments looks like (format 1: no marker on the manifest's entries,
+    no archived_log_lines count) restores as before; a format this ml-dash does not know is refused."""
+    source = Api(make_state(tmp_path))
+    try:
+        exp = source.experiment()
+        r = source.alice.post(f"/experiments/{exp}/files", files={"file": ("notes.txt", FILES["notes.txt"])})
+        assert r.status_code == 201, r.text
+    finally:
+        source.close()
+    stores = {"db": f"sqlite:///{tmp_path / 'meta.db'}", "blobs": f"file://{tmp_path / 'blobs'}"}
+    old = tmp_path / "old"
+    out = _run(tmp_path, "serve", "backup", str(old), "--with-blobs", *_settings(stores, tmp_path / "data"))
+    assert out.returncode == 0, out.stderr
+    info = json.loads((old / "backup.json").read_text())
+    assert info["counts"].pop("archived_log_lines") == 0 and info["blobs"].pop("segments") == 0
+    (old / "backup.json").write_text(json.dumps({**info, "format": 1}))
+    assert [set(json.loads(line)) for line in (old / "blobs.jsonl").read_text().splitlines()] == [
+        {"key", "sha256", "size", "file"}]
+    out = _run(tmp_path, "serve", "restore", str(old), "--data-dir", str(tmp_path / "t"))
+    assert out.returncode == 0, out.stderr
+    assert "copied 1 blobs" in out.stderr and "1 blobs checked" in out.stdout
+
+    (old / "backup.json").write_text(json.dumps({**info, "format": 99}))
+    out = _run(tmp_path, "serve", "restore", str(old), "--data-dir", str(tmp_path / "t2"))
+    assert out.returncode == 2, out.stderr
+    assert "is a backup of format 99; this ml-dash knows up to 2" in out.stderr
+    assert "Hint: restore it with ml-dash" in out.stderr
+
+
+def test_a_segment_missing_from_the_source_is_listed_and_fails_with_blobs(tmp_path: Path) -> None:
+    """Damage (a segment gone from the source's store): a backup without --with-blobs still lists it
+    (size unknown, with a warning) and its restore fails naming it; with --with-blobs the backup fails."""
+    stores = {"db": f"sqlite:///{tmp_path / 'meta.db'}", "blobs": f"file://{tmp_path / 'blobs'}"}
+    source = Api(make_state(tmp_path, stores, tiering=TIERED))
+    try:
+        exp = source.experiment()
+        for first in range(0, 300, 10):
+            r = source.alice.post(f"/experiments/{exp}/metrics/loss/append-batch",
+                                  json={"dataPoints": [{"value": first + i} for i in range(10)]})
+            assert r.status_code == 200, r.text
+        assert source.state.tiering.seal_due() == 3
+        (metric, a, b, gone), *_ = source.state.store.segment_ranges()
+        source.state.store.segments.store.delete(gone)
+    finally:
+        source.close()
+    key = f"segments/{gone[:2]}/{gone[2:4]}/{gone}"
+    out = _run(tmp_path, "serve", "backup", str(tmp_path / "b1"), *_settings(stores, tmp_path / "data"))
+    assert out.returncode == 0, out.stderr
+    assert f"warning: blob {key} is missing from {stores['blobs']} (sealed chunk: metric" in out.stderr
+    (entry,) = [e for e in _segment_entries(tmp_path / "b1") if e["sha256"] == gone]
+    assert entry["size"] is None
+    assert entry["label"] == f"sealed chunk: metric {metric} points {a}..{b} (alice/vision/run-1: loss)"
+    out = _run(tmp_path, "serve", "restore", str(tmp_path / "b1"), "--data-dir", str(tmp_path / "t"))
+    assert out.returncode == 1 and f"blob {key} (missing): sealed chunk: metric" in out.stderr, out.stderr
+
+    out = _run(tmp_path, "serve", "backup", str(tmp_path / "b2"), "--with-blobs",
+               *_settings(stores, tmp_path / "data"))
+    assert out.returncode == 1 and not (tmp_path / "b2").exists(), out.stderr
+    assert f"missing from {stores['blobs']}: {key} (sealed chunk: metric {metric}" in out.stderr

@@ -19,50 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
-from ml_dash.api.client import ApiClient, RetryPolicy
 from ml_dash.server.state import KEY_CACHE_SECONDS
 from tests.helpers.backends import S3_BUCKET, fresh_postgres_db, postgres_server, s3_server  # noqa: F401
 from tests.helpers.server import ML_DASH, LiveServer, live_server
+from tests.helpers.writers import exactly_once as _exactly_once
+from tests.helpers.writers import read_points as _points
+from tests.helpers.writers import write_concurrently as _write_concurrently
 
 
 def _pids(server: LiveServer, path_part: str) -> set[int]:
     lines = [json.loads(x) for x in server.log.splitlines() if x.startswith("{")]
     return {line["pid"] for line in lines if path_part in line["path"]}
-
-
-def _points(client: httpx.Client, exp: str, metric: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    while True:
-        r = client.get(f"/experiments/{exp}/metrics/{metric}/data", params={"startIndex": len(out), "limit": 10000})
-        r.raise_for_status()
-        body = r.json()
-        out += [p["data"] for p in body["data"]]
-        if not body["hasMore"]:
-            return out
-
-
-def _write_concurrently(url: str, key: str, exp: str, writers: int, batches: int, size: int,
-                        pace: float = 0.0) -> None:
-    """``writers`` threads, each its own writer id, appending ``batches`` numbered batches to metric "m"
-    (``pace`` seconds apart)."""
-
-    def write(w: int) -> None:
-        with ApiClient(url, key, retry=RetryPolicy(attempts=8, backoff=0.2, max_backoff=2)) as client:
-            for b in range(batches):
-                points = [{"w": w, "i": b * size + i} for i in range(size)]
-                client.append_batch(exp, "m", points, None, writer_id=f"writer-{w}", writer_seqs=b * size)
-                time.sleep(pace)
-
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
-def _exactly_once(points: list[dict[str, Any]], writers: int, total: int) -> None:
-    seen = sorted((p["w"], p["i"]) for p in points)
-    assert seen == [(w, i) for w in range(writers) for i in range(total)]  # each once: nothing lost or doubled
 
 
 @pytest.fixture

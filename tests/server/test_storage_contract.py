@@ -29,7 +29,7 @@ def experiment(store: SqlMetadataStore, name: str = "e") -> int:
 def test_migrations_are_versioned_and_idempotent(store: SqlMetadataStore) -> None:
     from ml_dash.server.storage.migrations import MIGRATIONS
 
-    assert store.migrate() == len(MIGRATIONS) == 8
+    assert store.migrate() == len(MIGRATIONS) == 9
     assert store.migrate() == len(MIGRATIONS)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -18,8 +20,29 @@ READ_ONLY_HINT = ("ml-dash show mirrors a local tree, which is the source of tru
                   "there (ml-dash upload PATH --remote URL)")
 
 
+T = TypeVar("T")
+
+
 def state(request: Request) -> ServerState:
     return request.app.state.ml_dash  # type: ignore[no-any-return]
+
+
+async def in_ingest_thread(st: ServerState, call: Callable[..., T], *args: Any) -> T:
+    """Run an append in a worker thread, at most ``serve.limits.ingest_threads`` at once per process.
+    Appends are CPU-bound Python: a hundred of them in threads at once only share the GIL (and
+    the database's write lock) more finely, while a read that arrives among them waits for every
+    one. Queued in the event loop instead, they cost nothing, and reads keep their own threads."""
+    import asyncio
+
+    import anyio.to_thread
+
+    # One limiter per event loop, made in it (anyio's primitives belong to their loop): a server
+    # process has one loop; an in-process test client may start one per request.
+    loop = asyncio.get_running_loop()
+    limiter = st.ingest_limiters.get(loop)
+    if limiter is None:
+        limiter = st.ingest_limiters[loop] = anyio.CapacityLimiter(st.cfg.limits.ingest_threads)
+    return await anyio.to_thread.run_sync(call, *args, limiter=limiter)
 
 
 def trusted_request(request: Request) -> bool:

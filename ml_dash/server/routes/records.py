@@ -35,7 +35,7 @@ from ml_dash.server.fastjson import (
     loads_strict,
     split_first_array,
 )
-from ml_dash.server.routes.deps import principal, state
+from ml_dash.server.routes.deps import in_ingest_thread, principal, state
 from ml_dash.server.state import Principal, ServerState
 from ml_dash.server.storage.sql import Appended, LogColumns
 
@@ -55,11 +55,9 @@ class _LogsRoute(APIRoute):
         general = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            from starlette.concurrency import run_in_threadpool
-
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind == "application/json":  # (what else FastAPI reads as JSON takes the general path)
-                out = await run_in_threadpool(_append_fast_logs, request, await request.body())
+                out = await in_ingest_thread(state(request), _append_fast_logs, request, await request.body())
                 if out is not None:
                     return Response(dumps(out), status_code=201, media_type="application/json")
             return await general(request)
@@ -213,10 +211,8 @@ async def append_batch(experiment_id: str, name: str, request: Request, st: Serv
     # The hot path of ingest: parsed and validated by hand (the same rules as MetricAppendBatch)
     # instead of through FastAPI's generic body handling, in one worker-thread call (parse,
     # experiment, append) so that the event loop only moves bytes.
-    from starlette.concurrency import run_in_threadpool
-
     raw = await request.body()
-    out = await run_in_threadpool(_append_batch, st, who, experiment_id, name, raw)
+    out = await in_ingest_thread(st, _append_batch, st, who, experiment_id, name, raw)
     return Response(dumps(out), media_type="application/json")
 
 

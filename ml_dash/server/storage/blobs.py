@@ -92,6 +92,8 @@ class BlobStore(Protocol):
     def exists(self, sha256: str) -> bool: ...
     def open(self, sha256: str) -> Iterator[bytes]: ...
     def delete(self, sha256: str) -> None: ...
+    def list(self) -> Iterator[tuple[str, float]]: ...
+    def within(self, name: str) -> BlobStore: ...
 
 
 def _check_key(sha256: str) -> str:
@@ -141,6 +143,20 @@ class FileBlobStore:
 
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def list(self) -> Iterator[tuple[str, float]]:
+        """``(key, modified epoch)`` of every blob (streamed, never the whole list at once)."""
+        for first in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for path in sorted(first.glob("[0-9a-f][0-9a-f]/*")):
+                if len(path.name) == 64:
+                    try:
+                        yield path.name, path.stat().st_mtime
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+
+    def within(self, name: str) -> FileBlobStore:
+        """A store of its own beside the blobs (``root/name``: not two hex digits, never a blob's directory)."""
+        return FileBlobStore(self.root / name)
 
 
 class S3BlobStore:
@@ -206,3 +222,21 @@ class S3BlobStore:
 
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
+
+    def list(self) -> Iterator[tuple[str, float]]:
+        """``(key, modified epoch)`` of every blob directly under the prefix (a page at a time)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", Delimiter="/")
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"].rsplit("/", 1)[-1]
+                    if len(key) == 64:
+                        yield key, item["LastModified"].timestamp()
+        except Exception as exc:
+            raise ServerError("unavailable", f"object store error: {exc}", hint="retry later") from None
+
+    def within(self, name: str) -> S3BlobStore:
+        """A store of its own under ``prefix/name`` (the same client and bucket)."""
+        return S3BlobStore(self.bucket, f"{self.prefix}/{name}" if self.prefix else name, self._staging,
+                           client=self.client)

@@ -7,12 +7,14 @@ that depends on the dialect (JSON arrays, dates, trimming) is in the small table
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ml_dash.server.ids import now_iso
+from ml_dash.server.storage import tiers
 from ml_dash.server.storage.sql import SqlMetadataStore
 
 __all__ = ["ExperimentQuery", "LogQuery", "create_session", "experiment_by_id", "experiment_page", "folders",
@@ -214,10 +216,10 @@ def last_chunks(store: SqlMetadataStore, metric_ids: Sequence[int]) -> dict[int,
     out: dict[int, str] = {}
     with store._tx(write=False) as cur:
         for metric_id in metric_ids:
-            row = cur.one("SELECT data FROM metric_chunks WHERE metric_id = ? ORDER BY start_idx DESC LIMIT 1",
-                          (metric_id,))
-            if row is not None:
-                out[metric_id] = row["data"]
+            rows = cur.chunks("SELECT data, segment FROM metric_chunks WHERE metric_id = ? ORDER BY start_idx DESC "
+                              "LIMIT 1", (metric_id,))
+            if rows:  # (a sealed last chunk: the last row it holds)
+                out[metric_id] = rows[-1]["data"]
     return out
 
 
@@ -287,9 +289,33 @@ def logs_page(store: SqlMetadataStore, experiment_id: int, q: LogQuery) -> tuple
         page_args.append(q.before)
     direction = "ASC" if q.after is not None and q.before is None else "DESC"
     with store._tx(write=False) as cur:
-        total = cur.one(f"SELECT COUNT(*) AS n FROM logs WHERE {clause}", args)
+        store._snapshot(cur)
+        total = int((cur.one(f"SELECT COUNT(*) AS n FROM logs WHERE {clause}", args) or {}).get("n") or 0)
         rows = cur.all(f"SELECT seq, timestamp, level, message, metadata FROM logs WHERE {' AND '.join(page_where)} "
                        f"ORDER BY seq {direction} LIMIT ?", [*page_args, q.limit + 1])
+        segs = store._log_segments(cur, experiment_id)
+    if segs:  # archived lines (storage/tiers.py): older than every line in the database
+        rows, total = _with_archived(store, segs, q, rows, total, direction == "DESC")
     more = len(rows) > q.limit
     rows = rows[:q.limit]
-    return rows, int((total or {}).get("n") or 0), (int(rows[-1]["seq"]) if more and rows else None)
+    return rows, total, (int(rows[-1]["seq"]) if more and rows else None)
+
+
+def _with_archived(store: SqlMetadataStore, segs: list[Row], q: LogQuery, rows: list[Row], total: int,
+                   newest_first: bool) -> tuple[list[Row], int]:
+    """The page and total of ``logs_page`` over both tiers: newest first, the database's lines come
+    first and archived ones fill the page; oldest first (polling ``after``), the other way round."""
+    sqlite = _sqlite(store)
+    flt = tiers.LineFilter(q.levels, tiers.like_matcher(like_pattern(q.text.lower()), escape=True, ascii_case=sqlite,
+                                                        lower=True) if q.text else None, q.start, q.end)
+    segments = store._segments_or_fail()
+    matching = sum(int(g["end_seq"]) - int(g["start_seq"]) + 1 for g in segs) if flt.none else \
+        sum(1 for _ in tiers.archived_lines(segments, segs, flt))
+    want = q.limit + 1
+    if newest_first:
+        older = tiers.archived_lines(segments, segs, flt, descending=True, before=q.before)
+        rows = rows + list(itertools.islice(older, max(0, want - len(rows))))
+    else:
+        archived = list(itertools.islice(tiers.archived_lines(segments, segs, flt, after=q.after), want))
+        rows = (archived + rows)[:want]
+    return [{k: r[k] for k in ("seq", "timestamp", "level", "message", "metadata")} for r in rows], total + matching

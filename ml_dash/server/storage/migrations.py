@@ -199,3 +199,23 @@ MIGRATIONS.append([
         value TEXT NOT NULL,
         created_at TEXT NOT NULL)""",
 ])
+
+# --- version 9: tiered storage (storage/tiers.py) ---------------------------------------------------------------
+# A sealed chunk is one metric_chunks row whose points live in the blob store: ``segment`` is the object's
+# sha256 and ``data`` is ``[]``. The partial index finds what is not sealed yet without reading what is.
+MIGRATIONS.append([
+    "ALTER TABLE metric_chunks ADD COLUMN segment TEXT",
+    "CREATE INDEX metric_chunks_unsealed ON metric_chunks (metric_id, start_idx) WHERE segment IS NULL",
+    # Archived log lines: positions start_seq..end_seq of an experiment are in the object ``segment``
+    # (and no longer in ``logs``); ``levels`` counts them per level, so a level filter skips segments.
+    """CREATE TABLE log_segments (
+        experiment_id {ID} NOT NULL REFERENCES experiments(id),
+        start_seq {ID} NOT NULL,
+        end_seq {ID} NOT NULL,
+        segment TEXT NOT NULL,
+        first_ts TEXT,
+        last_ts TEXT,
+        levels {JSON} NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, start_seq))""",
+])

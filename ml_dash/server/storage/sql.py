@@ -22,6 +22,7 @@ Errors of sqlite3 and psycopg are translated to :class:`ServerError` here, only 
 from __future__ import annotations
 
 import json
+import select
 import sqlite3
 import threading
 import time
@@ -35,8 +36,9 @@ from ml_dash.api.errors import ServerError
 from ml_dash.api.ranges import coalesce, in_ranges
 from ml_dash.server.fastjson import FlatPoints
 from ml_dash.server.ids import new_id, now_iso, set_node
-from ml_dash.server.storage import summaries
+from ml_dash.server.storage import summaries, tiers
 from ml_dash.server.storage.migrations import MIGRATIONS
+from ml_dash.server.storage.tiers import Segments
 
 CONFLICT_HINT = "another writer changed the same record at the same moment; retry the request"
 DATABASE_HINT = "the server's database failed; the server log has the details"
@@ -82,6 +84,10 @@ class _Dialect:
 
     def sql(self, text: str) -> str:
         return text
+
+    def dropped(self, conn: Any) -> bool:
+        """Whether the database closed this idle connection of the pool (SQLite's never are)."""
+        return False
 
     def translate(self, exc: Exception) -> ServerError | None:  # pragma: no cover - abstract
         return None
@@ -158,6 +164,22 @@ class _Postgres(_Dialect):
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
 
+    def dropped(self, conn: Any) -> bool:
+        """An idle connection has nothing to read, unless the server closed it (PostgreSQL stopped or
+        restarted, an idle timeout, a terminated backend: its goodbye, then EOF). Only such a one is
+        asked (``SELECT 1``); one that answers (it had a notice to read) is kept."""
+        import psycopg
+
+        if conn.closed or conn.broken:
+            return True
+        try:
+            if not _readable(conn.fileno()):
+                return False
+            conn.execute("SELECT 1")
+        except (OSError, ValueError, psycopg.Error):
+            return True
+        return False
+
     def translate(self, exc: Exception) -> ServerError | None:
         import psycopg
 
@@ -168,6 +190,15 @@ class _Postgres(_Dialect):
         if isinstance(exc, psycopg.Error):
             return ServerError("internal", f"database error: {exc}", hint=DATABASE_HINT)
         return None
+
+
+def _readable(fd: int) -> bool:
+    """Without waiting: whether ``fd`` has something to read (or the other end closed it)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # (Windows: no poll; a socket is fine in select)
 
 
 DEFAULT_CONNECTIONS = 16  # per process (serve.limits.db_connections)
@@ -187,13 +218,24 @@ class SqlMetadataStore:
         self._local = threading.local()  # the connection of the transaction this thread is in
         self._all: list[Any] = []
         self._all_lock = threading.Lock()
+        # Where sealed chunks are read from (storage/tiers.py; set by the server state, which knows the
+        # blob store): a store without it refuses to read a sealed chunk rather than show it empty.
+        self.segments: Segments | None = None
         self.migrate()
 
     # --- plumbing -----------------------------------------------------------------------------
     def _checkout(self) -> Any:
-        with self._all_lock:
-            if self._idle:
-                return self._idle.pop()  # the most recently used: warm, and idle ones age out together
+        while True:
+            with self._all_lock:
+                # the most recently used: warm, and idle ones age out together
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if not self.dialect.dropped(conn):
+                return conn
+            # The database closed it while it was idle (it restarted): a new one now, instead of failing
+            # this request (503) and, with it, one request per connection the pool held before.
+            self._discard(conn)
         conn = self.dialect.connect()
         with self._all_lock:
             self._all.append(conn)
@@ -207,6 +249,10 @@ class SqlMetadataStore:
             if not broken and conn in self._all:
                 self._idle.append(conn)
                 return
+        self._discard(conn)
+
+    def _discard(self, conn: Any) -> None:
+        with self._all_lock:
             if conn in self._all:
                 self._all.remove(conn)
         try:
@@ -230,7 +276,7 @@ class SqlMetadataStore:
         held = getattr(self._local, "conn", None)
         if held is not None:  # inside a transaction of this thread: its connection, as it always was
             with self._translated(), self.dialect.transaction(held, write) as cur:
-                yield _Cursor(cur, self.dialect)
+                yield _Cursor(cur, self.dialect, self.segments)
             return
         if not self._slots.acquire(timeout=POOL_WAIT_SECONDS):
             raise ServerError("unavailable", f"every database connection of this process was busy for "
@@ -242,7 +288,7 @@ class SqlMetadataStore:
             with self._translated():
                 conn = self._local.conn = self._checkout()
                 with self.dialect.transaction(conn, write) as cur:
-                    yield _Cursor(cur, self.dialect)
+                    yield _Cursor(cur, self.dialect, self.segments)
         finally:
             self._local.conn = None
             if conn is not None:
@@ -511,6 +557,11 @@ class SqlMetadataStore:
             lo, hi = min(o[0] for o in overlap), max(o[0] for o in overlap)
             stored = {r["seq"]: r for r in cur.all("SELECT seq, timestamp, level, message, metadata FROM logs WHERE "
                                                    "experiment_id = ? AND seq BETWEEN ? AND ?", (experiment_id, lo, hi))}
+            if len(stored) < hi - lo + 1:  # the older ones may be archived (a late retry)
+                segs = self._log_segments(cur, experiment_id)
+                if segs:
+                    stored.update((r["seq"], r) for r in tiers.archived_lines(
+                        self._segments_or_fail(), segs, tiers.LineFilter(), before=hi + 1, after=lo - 1))
             for position, ts, level, message, meta in overlap:
                 have = stored.get(position)
                 if have is None or (have["timestamp"], have["level"], have["message"], _loads(have["metadata"])) \
@@ -537,13 +588,42 @@ class SqlMetadataStore:
             where.append("timestamp <= ?")
             args.append(end_time)
         clause = " AND ".join(where)
+        order = "DESC" if descending else "ASC"
         with self._tx(write=False) as cur:
-            total = cur.one(f"SELECT COUNT(*) AS n FROM logs WHERE {clause}", args)
-            rows = cur.all(f"SELECT * FROM logs WHERE {clause} ORDER BY seq {'DESC' if descending else 'ASC'} "
-                           "LIMIT ? OFFSET ?", [*args, limit, offset])
+            self._snapshot(cur)
+            count = int((cur.one(f"SELECT COUNT(*) AS n FROM logs WHERE {clause}", args) or {}).get("n") or 0)
+
+            def database(skip: int, take: int) -> list[Row]:
+                return cur.all(f"SELECT * FROM logs WHERE {clause} ORDER BY seq {order} LIMIT ? OFFSET ?",
+                               [*args, take, skip])
+
+            segs = self._log_segments(cur, experiment_id)
+            if not segs:  # nothing archived: the database has every line
+                rows, total = database(offset, limit), count
+            else:
+                sqlite = self.dialect.name == "sqlite"
+                flt = tiers.LineFilter(levels, tiers.like_matcher(f"%{search}%", escape=False, ascii_case=sqlite)
+                                       if search else None, start_time, end_time)
+                known = sum(int(g["end_seq"]) - int(g["start_seq"]) + 1 for g in segs) if flt.none else None
+                rows, total = tiers.page_by_offset(
+                    lambda desc: tiers.archived_lines(self._segments_or_fail(), segs, flt, desc), known, database,
+                    count, offset, limit, descending)
+                rows = [{"experiment_id": experiment_id, **r} for r in rows]
         for row in rows:
             row["metadata"] = _loads(row["metadata"])
-        return rows, int((total or {}).get("n") or 0)
+        return rows, total
+
+    @staticmethod
+    def _log_segments(cur: _Cursor, experiment_id: int) -> list[Row]:
+        return cur.all("SELECT start_seq, end_seq, segment, first_ts, last_ts, levels FROM log_segments WHERE "
+                       "experiment_id = ? ORDER BY start_seq", (experiment_id,))
+
+    def _segments_or_fail(self) -> Segments:
+        if self.segments is None:
+            raise ServerError("internal", "this experiment has archived log lines and the blob store is not open here",
+                              hint="open the store through the server's settings (--db and --blobs together)")
+        return self.segments
+
 
     # --- metrics -------------------------------------------------------------------------------
     def append_points(self, experiment_id: int, name: str, points: Sequence[Any] | FlatPoints,
@@ -730,15 +810,158 @@ class SqlMetadataStore:
     @staticmethod
     def _points(cur: _Cursor, metric_id: int, start: int, limit: int) -> list[tuple[int, Any, str]]:
         stop = start + limit
-        chunks = cur.all("SELECT start_idx, data, created_at FROM metric_chunks WHERE metric_id = ? AND "
-                         "end_idx >= ? AND start_idx < ? ORDER BY start_idx", (metric_id, start, stop))
+        chunks = cur.chunks("SELECT start_idx, end_idx, data, created_at, segment FROM metric_chunks WHERE metric_id = ? AND "
+                            "end_idx >= ? AND start_idx < ? ORDER BY start_idx", (metric_id, start, stop))
         out: list[tuple[int, Any, str]] = []
         for chunk in chunks:
             first = int(chunk["start_idx"])
+            if int(chunk["end_idx"]) < start or first >= stop:
+                continue  # a row of a sealed chunk outside the range
             values = _loads_array(chunk["data"])
             lo, hi = max(start - first, 0), min(stop - first, len(values))
             out.extend((first + i, values[i], chunk["created_at"]) for i in range(lo, hi))
         return out
+
+    # --- tiers: sealed chunks (storage/tiers.py) ----------------------------------------------------
+    def metrics_due(self, chunk_size: int) -> list[int]:
+        """Metrics with at least ``chunk_size`` points in rows not sealed yet."""
+        with self._tx(write=False) as cur:
+            return [int(r[0]) for r in cur.tuples(
+                "SELECT metric_id FROM metric_chunks WHERE segment IS NULL GROUP BY metric_id "
+                "HAVING SUM(end_idx - start_idx + 1) >= ? ORDER BY metric_id", (chunk_size,))]
+
+    def unsealed_rows(self, metric_id: int, chunk_size: int) -> list[Row]:
+        """A metric's oldest rows not sealed, whole, adding up to at least ``chunk_size`` points;
+        ``[]`` while they add up to fewer. Their extent is found first (index columns only), then
+        only the chosen rows' texts are read."""
+        points, after, last = 0, -1, None
+        with self._tx(write=False) as cur:
+            self._snapshot(cur)
+            while last is None:
+                page = cur.tuples("SELECT start_idx, end_idx FROM metric_chunks WHERE metric_id = ? AND segment IS NULL "
+                                  "AND start_idx > ? ORDER BY start_idx LIMIT 1024", (metric_id, after))
+                if not page:
+                    return []
+                for start, end in page:
+                    points += int(end) - int(start) + 1
+                    if points >= chunk_size:
+                        last = int(start)
+                        break
+                after = int(page[-1][0])
+            return cur.all("SELECT start_idx, end_idx, data, created_at FROM metric_chunks WHERE metric_id = ? AND "
+                           "segment IS NULL AND start_idx <= ? ORDER BY start_idx", (metric_id, last))
+
+    def switch_to_segment(self, metric_id: int, rows: Sequence[Row], digest: str,
+                          stored: Callable[[], bool]) -> bool:
+        """Replace ``rows`` (from :meth:`unsealed_rows`) with one row pointing at segment ``digest``,
+        in one transaction under the metric's row lock; False (nothing changed) when another sealer
+        did it first. ``stored`` checks, inside the transaction, that the object is there."""
+        first, last = int(rows[0]["start_idx"]), int(rows[-1]["start_idx"])
+        with self._tx() as cur:
+            cur.one("SELECT id FROM metrics WHERE id = ?" + self.dialect.lock, (metric_id,))
+            have = cur.one("SELECT COUNT(*) AS n FROM metric_chunks WHERE metric_id = ? AND segment IS NULL AND "
+                           "start_idx >= ? AND start_idx <= ?", (metric_id, first, last))
+            if int((have or {}).get("n") or 0) != len(rows):
+                return False
+            if not stored():
+                raise ServerError("unavailable", f"sealed chunk {digest[:12]} is not in the blob store after writing it",
+                                  hint="check the blob store; the chunk stays in the database meanwhile")
+            cur.execute("DELETE FROM metric_chunks WHERE metric_id = ? AND segment IS NULL AND start_idx >= ? AND "
+                        "start_idx <= ?", (metric_id, first, last))
+            cur.execute("INSERT INTO metric_chunks (metric_id, start_idx, end_idx, data, created_at, segment) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (metric_id, first, int(rows[-1]["end_idx"]), "[]",
+                                                      rows[0]["created_at"], digest))
+        return True
+
+    def segment_keys(self, only: Sequence[str] | None = None) -> set[str]:
+        """The objects rows point to, sealed chunks and log segments (of ``only``, when given)."""
+        keys: set[str] = set()
+        with self._tx(write=False) as cur:
+            for table in ("metric_chunks", "log_segments"):
+                sql, args = f"SELECT DISTINCT segment FROM {table} WHERE segment IS NOT NULL", []
+                if only is not None:
+                    if not only:
+                        return set()
+                    sql += f" AND segment IN ({', '.join('?' * len(only))})"
+                    args = list(only)
+                keys.update(str(r[0]) for r in cur.tuples(sql, args))
+        return keys
+
+    # --- tiers: archived log lines ------------------------------------------------------------------
+    def logs_unarchived(self) -> list[int]:
+        """Experiments with log lines still in the database (their count past what is archived)."""
+        with self._tx(write=False) as cur:
+            return [int(r[0]) for r in cur.tuples(
+                "SELECT e.id FROM experiments e WHERE e.log_count > COALESCE((SELECT MAX(s.end_seq) + 1 FROM "
+                "log_segments s WHERE s.experiment_id = e.id), 0) ORDER BY e.id")]
+
+    def lines_due(self, experiment_id: int, keep: int, size: int, cutoff: str | None) -> list[Row]:
+        """The next log lines of an experiment to archive, oldest first: ``size`` of them when more
+        than ``keep`` newer lines stay, else those older than ``cutoff`` (an ISO time; up to ``size``)."""
+        with self._tx(write=False) as cur:
+            exp = cur.one("SELECT log_count FROM experiments WHERE id = ?", (experiment_id,))
+            done = cur.one("SELECT MAX(end_seq) AS e FROM log_segments WHERE experiment_id = ?", (experiment_id,))
+            first = int((done or {}).get("e") if (done or {}).get("e") is not None else -1) + 1
+            count = int((exp or {}).get("log_count") or 0)
+            if count - first - keep >= size:
+                return cur.all("SELECT seq, timestamp, level, message, metadata FROM logs WHERE experiment_id = ? "
+                               "AND seq >= ? AND seq < ? ORDER BY seq", (experiment_id, first, first + size))
+            if cutoff is None:
+                return []
+            rows = cur.all("SELECT seq, timestamp, level, message, metadata FROM logs WHERE experiment_id = ? "
+                           "AND seq >= ? AND seq < ? ORDER BY seq", (experiment_id, first, first + size))
+            # Up to the first line not older than the cutoff: the archive stays one run of positions.
+            old = next((i for i, r in enumerate(rows) if not (r["timestamp"] and r["timestamp"] < cutoff)), len(rows))
+            return rows[:old]
+
+    def switch_to_log_segment(self, experiment_id: int, rows: Sequence[Row], digest: str,
+                              stored: Callable[[], bool]) -> bool:
+        """Replace log lines ``rows`` (a run of positions) with a segment row, in one transaction under
+        the experiment's row lock; False when they are not all there any more (another archiver won)."""
+        first, last = int(rows[0]["seq"]), int(rows[-1]["seq"])
+        levels: dict[str, int] = {}
+        for r in rows:
+            levels[r["level"]] = levels.get(r["level"], 0) + 1
+        stamps = [r["timestamp"] for r in rows if r["timestamp"]]
+        with self._tx() as cur:
+            cur.one("SELECT id FROM experiments WHERE id = ?" + self.dialect.lock, (experiment_id,))
+            have = cur.one("SELECT COUNT(*) AS n FROM logs WHERE experiment_id = ? AND seq >= ? AND seq <= ?",
+                           (experiment_id, first, last))
+            if int((have or {}).get("n") or 0) != last - first + 1:
+                return False
+            if not stored():
+                raise ServerError("unavailable", f"log segment {digest[:12]} is not in the blob store after writing "
+                                  "it", hint="check the blob store; the lines stay in the database meanwhile")
+            cur.execute("DELETE FROM logs WHERE experiment_id = ? AND seq >= ? AND seq <= ?", (experiment_id, first, last))
+            cur.execute("INSERT INTO log_segments (experiment_id, start_seq, end_seq, segment, first_ts, last_ts, "
+                        "levels, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (experiment_id, first, last, digest, min(stamps, default=None), max(stamps, default=None),
+                         _dumps(levels), now_iso()))
+        return True
+
+    def log_segment_ranges(self) -> list[tuple[int, int, int, str]]:
+        """``(experiment id, first position, last position, segment)`` of every archived segment."""
+        with self._tx(write=False) as cur:
+            return [(int(e), int(a), int(b), str(d)) for e, a, b, d in cur.tuples(
+                "SELECT experiment_id, start_seq, end_seq, segment FROM log_segments ORDER BY experiment_id, "
+                "start_seq")]
+
+    def segment_ranges(self) -> list[tuple[int, int, int, str]]:
+        """``(metric id, first index, last index, segment)`` of every sealed chunk."""
+        with self._tx(write=False) as cur:
+            return [(int(m), int(a), int(b), str(d)) for m, a, b, d in cur.tuples(
+                "SELECT metric_id, start_idx, end_idx, segment FROM metric_chunks WHERE segment IS NOT NULL "
+                "ORDER BY metric_id, start_idx")]
+
+    def tier_sizes(self) -> dict[str, int]:
+        """Points and rows in each tier (the database's, the blob store's), for stats and benches."""
+        with self._tx(write=False) as cur:
+            out = {}
+            for tier, where in (("database", "segment IS NULL"), ("sealed", "segment IS NOT NULL")):
+                row = cur.one(f"SELECT COUNT(*) AS n, COALESCE(SUM(end_idx - start_idx + 1), 0) AS p FROM "
+                              f"metric_chunks WHERE {where}")
+                out[f"{tier}_rows"], out[f"{tier}_points"] = int(row["n"]), int(row["p"])  # type: ignore[index]
+            return out
 
     # --- files ---------------------------------------------------------------------------------
     def add_file(self, experiment_id: int, fields: dict[str, Any]) -> tuple[Row, bool]:
@@ -861,9 +1084,10 @@ def _runs(sorted_seqs: list[int]) -> list[tuple[int, int]]:
 class _Cursor:
     """A DB-API cursor speaking ``?`` placeholders and returning dict rows."""
 
-    def __init__(self, cur: Any, dialect: _Dialect) -> None:
+    def __init__(self, cur: Any, dialect: _Dialect, segments: Segments | None = None) -> None:
         self._cur = cur
         self._dialect = dialect
+        self._segments = segments
 
     @property
     def rowcount(self) -> int:
@@ -892,6 +1116,17 @@ class _Cursor:
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         self.execute(sql, args)
         return self._rows()
+
+    def chunks(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        """Rows of ``metric_chunks`` (selected with their ``segment``), each sealed one replaced by
+        the rows it holds: the same rows whichever tier the points are in."""
+        rows = self.all(sql, args)
+        if not any(r.get("segment") for r in rows):
+            return rows
+        if self._segments is None:
+            raise ServerError("internal", "this metric has sealed chunks and the blob store is not open here",
+                              hint="open the store through the server's settings (--db and --blobs together)")
+        return self._segments.expand(rows)
 
 
 def open_sqlite(path: Path, max_connections: int = DEFAULT_CONNECTIONS) -> SqlMetadataStore:

@@ -74,8 +74,8 @@ _INF = float("inf")
 # A chunk row by position: the chunk holding ``a``, then the range, both on the primary key
 # (metric_id, start_idx); "end_idx >= a" alone would scan every chunk before a.
 CHUNK_AT = "SELECT MAX(start_idx) AS s FROM metric_chunks WHERE metric_id = ? AND start_idx <= ?"
-CHUNKS_FROM = ("SELECT start_idx, data, created_at FROM metric_chunks WHERE metric_id = ? AND start_idx >= ? "
-               "AND start_idx < ? ORDER BY start_idx")
+CHUNKS_FROM = ("SELECT start_idx, end_idx, data, created_at, segment FROM metric_chunks WHERE metric_id = ? AND "
+               "start_idx >= ? AND start_idx < ? ORDER BY start_idx")
 ROWS = ("SELECT block, points, t_sum, t_min, t_max, fields FROM metric_summaries WHERE metric_id = ? AND "
         "level = ? AND block >= ? AND block <= ? ORDER BY block")
 UPSERT = ("INSERT INTO metric_summaries (metric_id, level, block, points, t_sum, t_min, t_max, fields) "
@@ -256,7 +256,11 @@ def backfill(cur: Any, metric_id: int, start: int, total: int, batch_points: int
     pyramid = _Pyramid(cur, metric_id)
     pos = start
     while pos < total:
-        chunks = cur.all(CHUNKS_FROM + " LIMIT 1000", (metric_id, pos, total))
+        # From the row holding pos: a sealed chunk starts before pos when pos is one of its rows' starts.
+        at = cur.one(CHUNK_AT, (metric_id, pos))
+        first = min(pos, int((at or {}).get("s") or pos))
+        fetched = cur.chunks(CHUNKS_FROM + " LIMIT 1000", (metric_id, first, total))
+        chunks = [c for c in fetched if int(c["start_idx"]) >= pos]
         if not chunks:
             break
         points: list[Any] = []
@@ -273,7 +277,7 @@ def backfill(cur: Any, metric_id: int, start: int, total: int, batch_points: int
         pyramid.add(first, _level0(first, points, times) if points else [])
         pyramid.flush()
         pyramid.rows.clear()  # bounded memory; the next batch reloads the partial blocks it extends
-        if len(points) < batch_points and len(chunks) < 1000:
+        if len(points) < batch_points and len(fetched) < 1000:
             break
 
 
@@ -387,8 +391,10 @@ class _Reader:
             b += 1
             at = self.cur.one(CHUNK_AT, (self.metric_id, a))
             first = int((at or {}).get("s") or 0)
-            for chunk in self.cur.all(CHUNKS_FROM, (self.metric_id, first, b)):
+            for chunk in self.cur.chunks(CHUNKS_FROM, (self.metric_id, first, b)):
                 base = int(chunk["start_idx"])
+                if int(chunk["end_idx"]) < a or base >= b:
+                    continue  # a row of a sealed chunk outside the range: not parsed
                 values = loads(chunk["data"])
                 if not isinstance(values, list):
                     continue
@@ -598,8 +604,9 @@ class _Reader:
         saved = self.window
         self.window = None  # the last point of the series, whatever the zoom
         try:
-            row = self.cur.one("SELECT start_idx, data, created_at FROM metric_chunks WHERE metric_id = ? "
-                               "ORDER BY start_idx DESC LIMIT 1", (self.metric_id,))
+            last = self.cur.chunks("SELECT start_idx, data, created_at, segment FROM metric_chunks WHERE "
+                                   "metric_id = ? ORDER BY start_idx DESC LIMIT 1", (self.metric_id,))
+            row = last[-1] if last else None  # (a sealed last chunk: the last row it holds)
             values = loads(row["data"]) if row is not None else []
             for i in range(len(values) - 1, -1, -1):  # backwards: usually the very last point
                 p = values[i]
