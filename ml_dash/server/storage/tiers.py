@@ -278,6 +278,12 @@ def page_by_offset(archived: Callable[[bool], Iterator[Row]], archived_total: in
     return window + rows, total_archived + database_total
 
 
+def _spans(covered: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether the ranges follow on from each other and cover exactly ``start..end``."""
+    follow = all(a[1] + 1 == b[0] for a, b in zip(covered, covered[1:], strict=False))
+    return bool(covered) and covered[0][0] == start and covered[-1][1] == end and follow
+
+
 @dataclass
 class FsckReport:
     segments: int = 0  # pointer rows (metric chunks and log segments) checked
@@ -374,6 +380,17 @@ class Tiering:
                 gone.append(key)
         return gone
 
+    @staticmethod
+    def _check(report: FsckReport, stored: set[str], label: str, digest: str, fits: Callable[[str], bool]) -> None:
+        """One pointer row: its object is there, readable, and holds exactly the range the row says."""
+        try:
+            if digest not in stored:
+                report.missing.append(label)
+            elif not fits(digest):
+                report.mismatched.append(label)
+        except ServerError:  # gone meanwhile, or damaged
+            report.missing.append(label)
+
     def fsck(self) -> FsckReport:
         report = FsckReport()
         referenced = self.store.segment_ranges()
@@ -381,33 +398,15 @@ class Tiering:
         stored = {key for key, _ in self.segments.store.list()}
         report.objects = len(stored)
         for (metric_id, start, end, digest) in referenced:
-            label = f"metric {metric_id} points {start}..{end}: {digest}"
-            if digest not in stored:
-                report.missing.append(label)
-                continue
-            try:
-                rows = self.segments.rows(digest)
-            except ServerError:
-                report.missing.append(label)
-                continue
-            covered = [(int(r["start_idx"]), int(r["end_idx"])) for r in rows]
-            contiguous = all(a[1] + 1 == b[0] for a, b in zip(covered, covered[1:], strict=False))
-            if not covered or covered[0][0] != start or covered[-1][1] != end or not contiguous:
-                report.mismatched.append(label)
+            self._check(report, stored, f"metric {metric_id} points {start}..{end}: {digest}", digest,
+                        lambda d, a=start, b=end: _spans([(int(r["start_idx"]), int(r["end_idx"]))
+                                                          for r in self.segments.rows(d)], a, b))
         logs = self.store.log_segment_ranges()
         report.segments += len(logs)
         for (experiment_id, start, end, digest) in logs:
-            label = f"experiment {experiment_id} log lines {start}..{end}: {digest}"
-            if digest not in stored:
-                report.missing.append(label)
-                continue
-            try:
-                seqs = [int(r["seq"]) for r in self.segments.lines(digest)]
-            except ServerError:
-                report.missing.append(label)
-                continue
-            if seqs != list(range(start, end + 1)):
-                report.mismatched.append(label)
+            self._check(report, stored, f"experiment {experiment_id} log lines {start}..{end}: {digest}", digest,
+                        lambda d, a=start, b=end: [int(r["seq"]) for r in self.segments.lines(d)] ==
+                        list(range(a, b + 1)))
         report.orphans = sorted(stored - {d for *_, d in referenced} - {d for *_, d in logs})
         return report
 
