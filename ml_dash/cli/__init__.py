@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("ml_dash.cli.download", "download experiments from a server into a local tree"),
     "list": ("ml_dash.cli.list_cmd", "list projects and experiments on a server"),
     "serve": ("ml_dash.cli.serve", "run the ml-dash server (embedded SQLite by default) and manage its API keys"),
+    "import": ("ml_dash.cli.import_cmd", "import runs from TensorBoard, MLflow or W&B offline into a local tree "
+               "(or a server)"),
     "show": ("ml_dash.cli.show", "show a local tree in the web dashboard (no server to set up, no login)"),
     "config": ("ml_dash.cli.config_cmd", "show the resolved configuration and where each value comes from"),
     "__complete": ("ml_dash.cli.completion", ""),

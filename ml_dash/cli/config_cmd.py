@@ -8,7 +8,7 @@ from ml_dash.cli.configured import command_leaves, format_value, parse, print_he
 from ml_dash.cli.console import print_table
 from ml_dash.errors import ConfigError
 
-USAGE = "show [--for upload|download|list|serve|show] [settings: --flags or key=value ...]"
+USAGE = "show [--for upload|download|list|serve|show|import] [settings: --flags or key=value ...]"
 
 
 def main(argv: Sequence[str]) -> int:

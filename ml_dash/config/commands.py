@@ -92,8 +92,13 @@ SHOW = CommandSpec(
     env_prefix="ML_DASH_SHOW_",
 )
 
+# import reads the server settings of upload too (for --remote), its own keys under ML_DASH_IMPORT_*.
+IMPORT = CommandSpec(name="import", model_path="ml_dash.config.models:ImportConfig", primary="import",
+                     file_section="import", file_aliases=dict(_CLIENT_FILE_ALIASES), env_aliases=_SHARED_ENV,
+                     env_prefix="ML_DASH_IMPORT_")
+
 SPECS: dict[str, CommandSpec] = {"upload": UPLOAD, "serve": SERVE, "download": DOWNLOAD, "list": LIST,
-                                 "show": SHOW}
+                                 "show": SHOW, "import": IMPORT}
 
 
 def get_spec(name: str) -> CommandSpec:

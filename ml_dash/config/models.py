@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-__all__ = ["DownloadConfig", "ListConfig", "ReportConfig", "RetryConfig", "ServeConfig", "ServerAuthConfig", "ServerLimitsConfig", "ShowConfig",
+__all__ = ["DownloadConfig", "ImportConfig", "ListConfig", "ReportConfig", "RetryConfig", "ServeConfig", "ServerAuthConfig", "ServerLimitsConfig", "ShowConfig",
            "SkipConfig", "UploadConfig"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
@@ -284,3 +284,40 @@ class ShowConfig(BaseModel):
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else v
+
+
+class ImportConfig(_Client):
+    """Configuration of ``ml-dash import tensorboard|mlflow|wandb SOURCE``."""
+
+    kind: Literal["tensorboard", "mlflow", "wandb"] | None = Field(
+        None, description="What SOURCE is: tensorboard, mlflow or wandb (the word after `ml-dash import`).")
+    source: str | None = Field(None, description="The TensorBoard logdir, MLflow store (mlruns/ directory, .db file "
+                               "or sqlite:/// URI) or W&B directory to import.", json_schema_extra=flags("PATH"))
+    to: Path = Field(Path(".ml-dash"), description="Local tree the runs are imported into (with --remote: then "
+                     "uploaded from it).", json_schema_extra=flags("--to"))
+    project: str | None = Field(None, description="Project of every imported run (default: the source's own "
+                                "grouping: MLflow experiment, W&B project; else the source directory's name).",
+                                json_schema_extra=flags("--project"))
+    folder: str | None = Field(None, description="Folder of every imported run, e.g. /imported/2025.",
+                               json_schema_extra=flags("--folder"))
+    dry_run: bool = Field(False, description="Read the source and show what would be imported; write nothing.",
+                          json_schema_extra=flags("--dry-run"))
+    strict: bool = Field(False, description="Refuse the whole import, before writing anything, if any input is "
+                         "bad (default: report and skip it).", json_schema_extra=flags("--strict"))
+    batch_size: int = Field(10_000, gt=0, le=1_000_000, description="Metric points written together per metric.",
+                            json_schema_extra=flags("--batch-size"))
+    progress: Literal["auto", "rich", "plain", "none"] = Field(
+        "auto", description="Progress display: auto (rich on a terminal), rich, plain lines, or none.",
+        json_schema_extra=flags("--progress"))
+
+    @field_validator("to")
+    @classmethod
+    def _expand_to(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip("/"):
+            raise ValueError("must name a folder, e.g. /imported")
+        return v

@@ -242,6 +242,19 @@ class _Appender:
             if self._fd != _CLOSED:
                 self._flush_locked(force=False)
 
+    def refresh(self) -> None:
+        """Catch up with lines other writers (or a killed earlier run) appended, so that the
+        counters (``next_index``, ``next_seq``) say what the file holds now."""
+        with self._thread_lock:
+            fd = self._fd if self._fd >= 0 else self._reopen()
+            _flock(fd, _LOCK_EX)
+            try:
+                size = _lseek(fd, 0, _SEEK_END)
+                if size != self._known_size:
+                    self._catch_up(size)
+            finally:
+                _flock(fd, _LOCK_UN)
+
     def _flush_locked(self, force: bool) -> None:
         if not (self._dirty or force):
             return

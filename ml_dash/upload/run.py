@@ -131,7 +131,8 @@ def _on_server(cfg: UploadConfig, plan: Plan) -> dict[str, str] | None:
     return found
 
 
-def upload(cfg: UploadConfig) -> int:
+def upload(cfg: UploadConfig, only: set[Path] | None = None) -> int:
+    """``only``: upload just these experiment directories (``ml-dash import --remote``)."""
     if not cfg.dry_run:
         require_server(cfg)
         token = token_for(cfg, announce=True)
@@ -146,6 +147,8 @@ def upload(cfg: UploadConfig) -> int:
     for problem in found.problems + notes:
         print(f"Warning: {problem}", file=sys.stderr)
     experiments: list[DiscoveredExperiment] = found.experiments
+    if only is not None:
+        experiments = [e for e in experiments if e.path.resolve() in only]
     if not experiments:
         print(_nothing_found(cfg))
         return 1

@@ -44,7 +44,9 @@ class LocalBackend:
         self._metrics: dict[str | None, MetricAppender] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
-    def open(self, spec: ExperimentSpec) -> None:
+    def open(self, spec: ExperimentSpec, touch: bool = True) -> None:
+        """Create or re-open the experiment; ``touch=False`` leaves an existing experiment.json
+        alone when the spec would change nothing in it but ``updated_at`` (an import run again)."""
         self._spec = spec
         directory = experiment_dir(self.root, spec.project, spec.name, spec.folder)
         self.paths = ExperimentPaths(directory)
@@ -68,6 +70,8 @@ class LocalBackend:
                                        ("metadata", spec.metadata))
                     if value is not None
                 }
+                if not touch and all(getattr(record, key) == value for key, value in updates.items()):
+                    return
                 updates["updated_at"] = utc_now_iso()
                 record = record.model_copy(update=updates)
             jsonio.atomic_write_json(path, record.to_json_dict(), what="experiment metadata")
@@ -102,6 +106,14 @@ class LocalBackend:
             self._logs = LogAppender(self._require())
             self._logs.exclusive = self.exclusive
         return self._logs.append(level, message, metadata, timestamp)
+
+    def log_next_seq(self) -> int:
+        """The sequence number the next line gets, after catching up with the file."""
+        if self._logs is None:
+            self._logs = LogAppender(self._require())
+            self._logs.exclusive = self.exclusive
+        self._logs.refresh()
+        return self._logs.next_seq
 
     # --- parameters ------------------------------------------------------------------------
     def set_params(self, flat: dict[str, Any]) -> None:
@@ -139,6 +151,12 @@ class LocalBackend:
             appender = self._metrics[name] = MetricAppender(self._require(), name)
             appender.exclusive = self.exclusive
         return appender
+
+    def metric_next_index(self, name: str | None) -> int:
+        """The index the metric's next point gets, after catching up with its file."""
+        appender = self._metric(name)
+        appender.refresh()
+        return appender.next_index
 
     def append_metric(self, name: str | None, data: dict[str, Any], description: str | None,
                       tags: list[str] | None, metadata: dict[str, Any] | None,
