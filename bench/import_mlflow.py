@@ -1,17 +1,8 @@
-"""MLflow source for the import benchmark: a SQLite store with N metric points, MLflow's own read of it.
-
-    python bench/import_mlflow.py --scalars 100000
-
-prints the time to make the store, MLflow's read (get_metric_history per key), ml-dash's
-``mlflow_source.runs()/records()`` over the same store, and the ratio ours/native.
-"""
+"""MLflow source for the import benchmark (loaded by bench/import.py): a SQLite store with N metric
+points, and MLflow's own read of it (get_metric_history per key)."""
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -66,37 +57,3 @@ def native_read(source: str) -> int:
             for key in run.data.metrics:
                 count += len(client.get_metric_history(run.info.run_id, key))
     return count
-
-
-def ours_read(source: str) -> int:
-    from ml_dash.importers import mlflow_source
-    from ml_dash.importers.source import Point
-
-    return sum(isinstance(r, Point) for run in mlflow_source.runs(source) for r in run.records())
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scalars", type=int, default=100_000)
-    args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as tmp:
-        t0 = time.perf_counter()
-        source = make_source(Path(tmp), args.scalars)
-        # Warm-up outside the timings: imports and MLflow's schema check of the store (cached per URI).
-        _client(f"sqlite:///{Path(source).resolve()}").search_experiments()
-        t1 = time.perf_counter()
-        native = native_read(source)
-        t2 = time.perf_counter()
-        ours = ours_read(source)
-        t3 = time.perf_counter()
-    assert native == ours == args.scalars, (native, ours, args.scalars)
-    print(f"make_source   {t1 - t0:8.2f} s  ({args.scalars} points)")
-    print(f"native_read   {t2 - t1:8.2f} s  ({native / (t2 - t1):,.0f} points/s)")
-    print(f"runs/records  {t3 - t2:8.2f} s  ({ours / (t3 - t2):,.0f} points/s)")
-    print(f"ours/native   {(t3 - t2) / (t2 - t1):8.2f}")
-
-
-if __name__ == "__main__":
-    main()

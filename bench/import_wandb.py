@@ -1,22 +1,19 @@
-"""W&B source for the import bench: write an offline run, read it natively, read it with ours.
+"""W&B source for the import bench: write an offline run, read it natively.
 
 wandb 0.31 has no maintained Python reader for ``.wandb`` files (``wandb sync`` and
 ``wandb leet inspect`` read them inside the Go ``wandb-core``), so :func:`native_read` is the
 minimum decode in Python: our chunk framing, ``wandb_internal_pb2.Record.ParseFromString`` and
 ``json.loads`` of each history item.
 
-    python bench/import_wandb.py --scalars 100000
+    (loaded by bench/import.py)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,32 +71,3 @@ def native_read(source: Path | str) -> int:
                             loads(it.value_json)
                             count += 1
     return count
-
-
-def main() -> None:
-    from ml_dash.importers.source import Point
-    from ml_dash.importers.wandb_source import runs
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scalars", type=int, default=100_000)
-    args = parser.parse_args()
-    import wandb.proto.wandb_internal_pb2  # noqa: F401  (import wandb, ~1 s, outside the timings)
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        source = make_source(Path(tmp), args.scalars)
-        made = time.perf_counter() - t
-        size = sum(p.stat().st_size for p in source.glob("*.wandb"))
-        t = time.perf_counter()
-        native = native_read(source)
-        native_s = time.perf_counter() - t
-        t = time.perf_counter()
-        ours = sum(isinstance(r, Point) for run in runs(source) for r in run.records())
-        ours_s = time.perf_counter() - t
-    print(f"make_source   {made:8.2f} s  ({args.scalars} scalars, .wandb {size / 1e6:.1f} MB)")
-    print(f"native_read   {native_s:8.2f} s  ({native} values, {native / native_s:,.0f}/s)")
-    print(f"ours          {ours_s:8.2f} s  ({ours} points, {ours / ours_s:,.0f}/s)")
-    print(f"ours/native   {ours_s / native_s:8.2f}")
-
-
-if __name__ == "__main__":
-    main()

@@ -178,6 +178,9 @@ def _file_identity(item: FileItem) -> tuple[str, str, str]:
     return item.prefix, item.filename, sha256_file(item.path)[0]
 
 
+_PENDING_LIMIT = 100_000  # metric points held for writing, all metrics of a run together
+
+
 class _Writer:
     """Batches one run's records into the tree, skipping what is already there."""
 
@@ -189,6 +192,9 @@ class _Writer:
         self.counts = counts
         self.seen: dict[str, int] = {}
         self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.pending_total = 0
+        # One bound for all metrics together: a W&B run may log thousands of keys.
+        self.pending_limit = max(batch_size, _PENDING_LIMIT)
         self.log_seen = 0
 
     def add(self, record: Record) -> None:
@@ -214,12 +220,16 @@ class _Writer:
             return
         batch = self.pending.setdefault(name, [])
         batch.append(point.data)
+        self.pending_total += 1
         if len(batch) >= self.batch_size:
             self._flush_metric(name)
+        elif self.pending_total >= self.pending_limit:
+            self.finish()
 
     def _flush_metric(self, name: str) -> None:
         batch = self.pending.pop(name, None)
         if batch and self.backend is not None:
+            self.pending_total -= len(batch)
             self.backend.append_metric_batch(name, batch, None, None, None)
 
     def _log(self, line: LogLine) -> None:

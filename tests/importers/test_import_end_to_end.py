@@ -204,3 +204,27 @@ def test_wandb_offline_runs(target: Target, tmp_path: Path) -> None:  # noqa: F8
         {"value": 1, "step": 0, "timestamp": local["proj/failing"]["metrics"]["x"][0]["timestamp"]}]
     failing = json.loads((tmp_path / "import/tree/proj/failing/experiment.json").read_text())
     assert failing["metadata"]["status"] == "FAILED"
+
+
+def test_a_grown_tensorboard_run_gets_only_its_new_records(tmp_path: Path) -> None:
+    import tensorboardX as tbx
+
+    logdir = tmp_path / "logs"
+    with tbx.SummaryWriter(str(logdir / "a"), filename_suffix=".1") as w:
+        for step in range(100):
+            w.add_scalar("loss", 1.0 / (step + 1), step)
+        w.add_text("notes", "first", 0)
+    tree = tmp_path / "tree"
+    assert run_cli("import", "tensorboard", str(logdir), "--to", str(tree), cwd=tmp_path).returncode == 0
+    with tbx.SummaryWriter(str(logdir / "a"), filename_suffix=".2") as w:  # a resumed job: a later file
+        for step in range(100, 160):
+            w.add_scalar("loss", 1.0 / (step + 1), step)
+        w.add_text("notes", "second", 100)
+    again = run_cli("import", "tensorboard", str(logdir), "--to", str(tree), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "  ✓ logs/a (run a): 60 points (1 metrics), 1 log lines, 0 files, 0 params; 101 already there" \
+        in again.stdout
+    fresh = tmp_path / "fresh"
+    assert run_cli("import", "tensorboard", str(logdir), "--to", str(fresh), cwd=tmp_path).returncode == 0
+    assert records_of(tree) == records_of(fresh)
+    assert [p["step"] for p in records_of(tree)["logs/a"]["metrics"]["loss"]] == list(range(160))

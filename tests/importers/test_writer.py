@@ -177,3 +177,25 @@ def test_an_import_killed_mid_way_and_run_again_ends_with_one_copy(tmp_path: Pat
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert_same_as_a_fresh_import(source, tree, tmp_path)
+
+
+@pytest.mark.usefixtures("use_synthetic")
+def test_points_held_for_writing_are_bounded_across_metrics(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from ml_dash.importers import writer
+    from ml_dash.sdk.backends.local import LocalBackend
+
+    source = spec(tmp_path / "s.json", {"key": "a", "points": 20, "metrics": 30, "project": "p"})
+    assert run_import(source, tmp_path / "whole") == 0
+    batches: list[int] = []
+    write = LocalBackend.append_metric_batch
+
+    def spy(self: LocalBackend, name: str | None, points: list[dict[str, Any]], *rest: Any) -> dict[str, Any]:
+        batches.append(len(points))
+        return write(self, name, points, *rest)
+
+    monkeypatch.setattr(LocalBackend, "append_metric_batch", spy)
+    monkeypatch.setattr(writer, "_PENDING_LIMIT", 50)
+    assert run_import(source, tmp_path / "bounded", batch_size=10) == 0
+    assert records_of(tmp_path / "bounded") == records_of(tmp_path / "whole")
+    assert sum(batches) == 600 and max(batches) <= 10 and len(batches) > 200  # by 10s per metric: 60
