@@ -30,6 +30,8 @@ def candidates(words: Sequence[str]) -> list[str]:
         options = [c for c in COMMANDS if not c.startswith("_")] + ["--help", "--version", "--completion"]
         return sorted(c for c in options if c.startswith(current))
     command = words[0]
+    if command == "import" and len(words) == 2 and not current.startswith("-"):
+        return [k for k in ("mlflow", "tensorboard", "wandb") if k.startswith(current)]
     if command == "config":
         if len(words) == 2:
             return [c for c in ("show",) if c.startswith(current)]

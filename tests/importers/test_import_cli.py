@@ -72,3 +72,10 @@ def test_keys_come_from_every_layer(tmp_path: Path) -> None:
     assert rows["remote"][1:] == ["'http://127.0.0.1:9'", "env", "ML_DASH_REMOTE"]
     assert rows["strict"][1:] == ["true", "profile", "ci"]
     assert rows["to"][2:] == ["cli", "--to"]
+
+
+def test_completion_offers_the_sources_then_the_keys() -> None:
+    assert run_cli("__complete", "import", "").stdout.split() == ["mlflow", "tensorboard", "wandb"]
+    assert run_cli("__complete", "import", "t").stdout.split() == ["tensorboard"]
+    assert run_cli("__complete", "import", "wandb", "--dr").stdout.split() == ["--dry-run"]
+    assert "import" in run_cli("__complete", "im").stdout.split()
