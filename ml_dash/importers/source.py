@@ -93,7 +93,8 @@ class SourceRun:
     metadata: dict[str, Any] = field(default_factory=dict)  # JSON-safe: source, status, times, ...
 
     def params(self) -> dict[str, Any]:
-        """The run's parameters (nested dicts are flattened with "." as the SDK does)."""
+        """The run's parameters (nested dicts are flattened with "." as the SDK does). Asked for after
+        :meth:`records` has been read through, so a reader may collect them on the way."""
         return {}
 
     def records(self) -> Iterator[Record]:

@@ -82,7 +82,10 @@ def _image_name(step: int, index: int, count: int, data: bytes) -> str:
 
 
 class TensorBoardRun(SourceRun):
-    """One run directory; ``records()`` and ``params()`` re-read its event files each call."""
+    """One run directory; ``records()`` re-reads its event files each call and collects the hparams
+    on the way, which ``params()`` then gives without reading the files again."""
+
+    _hparams: dict[str, Any] | None = None  # set by a records() pass read to its end
 
     def _event_files(self) -> list[Path]:
         # Listed again at read time so a new, later file of a growing run is seen.
@@ -115,6 +118,7 @@ class TensorBoardRun(SourceRun):
         decode_error = _lib("google.protobuf.message").DecodeError
         initial_metadata: dict[str, Any] = {}  # per run, as dataclass_compat wants (TF2 writes it once per tag)
         skipped: dict[str, int] = {}
+        hparams: dict[str, Any] = {}
         try:
             paths = self._event_files()
         except OSError as exc:  # the run directory went away since runs() listed it
@@ -143,14 +147,16 @@ class TensorBoardRun(SourceRun):
                     continue
                 for migrated in dataclass_compat.migrate_event(data_compat.migrate_event(event),
                                                                initial_metadata):
-                    yield from _values(migrated, initial_metadata, tensor_util, skipped)
+                    yield from _values(migrated, initial_metadata, tensor_util, skipped, hparams)
         self.metadata["tensorboard"]["skipped"] = skipped  # known only once the run has been read
+        self._hparams = hparams
 
     def params(self) -> dict[str, Any]:
-        """The hparams plugin's session_start_info values; later ones win. Only those records are parsed."""
+        """The hparams plugin's session_start_info values; later ones win. From the last records() pass
+        when there was one; else the files are read for them (only those records are parsed)."""
+        if self._hparams is not None:
+            return dict(self._hparams)
         event_pb2 = _lib("tensorboard.compat.proto.event_pb2")
-        hparams_metadata = _lib("tensorboard.plugins.hparams.metadata")
-        json_format = _lib("google.protobuf.json_format")
         params: dict[str, Any] = {}
         try:
             paths = self._event_files()
@@ -161,17 +167,23 @@ class TensorBoardRun(SourceRun):
                 if isinstance(item, Problem) or _HPARAMS_START_TAG not in item[1]:
                     continue  # records() reports the problems; a cheap byte test skips everything else
                 for value in event_pb2.Event.FromString(item[1]).summary.value:
-                    if value.tag != hparams_metadata.SESSION_START_INFO_TAG:
-                        continue
-                    info = hparams_metadata.parse_session_start_info_plugin_data(
-                        value.metadata.plugin_data.content)
-                    # google.protobuf.Value -> number (float), string, bool, list or dict.
-                    params.update({k: json_format.MessageToDict(v) for k, v in info.hparams.items()})
+                    _collect_hparams(value, params)
         return params
 
 
+def _collect_hparams(value: Any, params: dict[str, Any]) -> None:
+    """The hparams of a session_start_info summary value into ``params`` (other values: nothing)."""
+    hparams_metadata = _lib("tensorboard.plugins.hparams.metadata")
+    if value.tag != hparams_metadata.SESSION_START_INFO_TAG:
+        return
+    json_format = _lib("google.protobuf.json_format")
+    info = hparams_metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+    # google.protobuf.Value -> number (float), string, bool, list or dict.
+    params.update({k: json_format.MessageToDict(v) for k, v in info.hparams.items()})
+
+
 def _values(event: Any, initial_metadata: dict[str, Any], tensor_util: ModuleType,
-            skipped: dict[str, int]) -> Iterator[Record]:
+            skipped: dict[str, int], hparams: dict[str, Any]) -> Iterator[Record]:
     """Records of one event after TensorBoard's compat layers (all values are tensors by then)."""
     for value in event.summary.value:
         first = initial_metadata.get(value.tag)
@@ -189,7 +201,9 @@ def _values(event: Any, initial_metadata: dict[str, Any], tensor_util: ModuleTyp
             blobs = list(value.tensor.string_val[2:])  # [width, height, image, image, ...]
             for i, blob in enumerate(blobs):
                 yield FileItem(f"/images/{value.tag}", _image_name(event.step, i, len(blobs), blob), data=blob)
-        elif plugin != "hparams":  # hparams are params(), not records
+        elif plugin == "hparams":  # params(), not records
+            _collect_hparams(value, hparams)
+        else:
             key = plugin or "untyped"
             skipped[key] = skipped.get(key, 0) + 1
 

@@ -24,10 +24,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ml_dash.errors import InvalidInputError
 from ml_dash.importers.source import FileItem, LogLine, Point, Problem, Record, SourceRun, require
 
 __all__ = ["WandbRun", "runs"]
+
+_fast_loads = msgspec.json.decode
 
 _BLOCK = 32 * 1024  # LevelDB log block; a chunk never crosses a block boundary
 _FILE_HEADER = b":W&B" + struct.pack("<H", 0xBEE1) + b"\x00"  # ident, magic (LE uint16), version 0
@@ -190,10 +194,19 @@ def _clean_line(line: str) -> str:
     return line[line.rfind("\r") + 1 :]
 
 
+def _loads(text: str) -> Any:
+    """One item's ``value_json``: msgspec's decoder (several times json's on these short texts), json's
+    for what msgspec refuses (``NaN``, ``Infinity``, which wandb writes as Python's json does)."""
+    try:
+        return _fast_loads(text)
+    except ValueError:  # msgspec.DecodeError is a ValueError
+        return json.loads(text)
+
+
 def _points(history: Any) -> Iterator[Point]:
     """A history record's numeric values; ``_step``/``_timestamp`` give step and time, other
     ``_`` keys (``_runtime``, ``_wandb``) are wandb's own."""
-    loads = json.loads
+    loads = _loads
     step = ts = None
     values = []
     for it in history.item:
@@ -264,9 +277,12 @@ class WandbRun(SourceRun):
                 continue
             rec = item[1]
             kind = rec.WhichOneof("record_type")
-            if kind == "summary":
+            if kind == "summary":  # wandb writes one per history step: the plain key is the common case
                 for u in rec.summary.update:
-                    _set(summary, _path(u), u.value_json, raw=True)
+                    if u.nested_key:
+                        _set(summary, tuple(u.nested_key), u.value_json, raw=True)
+                    else:
+                        summary[u.key] = u.value_json
                 for u in rec.summary.remove:
                     _unset(summary, _path(u))
             elif kind == "config":

@@ -181,6 +181,17 @@ def _file_identity(item: FileItem) -> tuple[str, str, str]:
 _PENDING_LIMIT = 100_000  # metric points held for writing, all metrics of a run together
 
 
+class _Stream:
+    """One metric of the run: how many of its source points the tree still holds (to skip), and
+    the points waiting to be written."""
+
+    __slots__ = ("batch", "skip")
+
+    def __init__(self, skip: int) -> None:
+        self.skip = skip
+        self.batch: list[dict[str, Any]] = []
+
+
 class _Writer:
     """Batches one run's records into the tree, skipping what is already there."""
 
@@ -190,46 +201,52 @@ class _Writer:
         self.present = _Present(backend, paths)
         self.batch_size = batch_size
         self.counts = counts
-        self.seen: dict[str, int] = {}
-        self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.streams: dict[str, _Stream] = {}
         self.pending_total = 0
         # One bound for all metrics together: a W&B run may log thousands of keys.
         self.pending_limit = max(batch_size, _PENDING_LIMIT)
         self.log_seen = 0
 
     def add(self, record: Record) -> None:
-        if type(record) is Point:
-            self._point(record)
-        elif type(record) is LogLine:
-            self._log(record)
-        elif type(record) is FileItem:
-            self._file(record)
-        elif type(record) is Problem:
-            self.counts.problems.append(record)
+        kind = type(record)
+        if kind is Point:
+            self._point(record)  # type: ignore[arg-type]
+        elif kind is LogLine:
+            self._log(record)  # type: ignore[arg-type]
+        elif kind is FileItem:
+            self._file(record)  # type: ignore[arg-type]
+        elif kind is Problem:
+            self.counts.problems.append(record)  # type: ignore[arg-type]
+
+    def _stream(self, name: str) -> _Stream:
+        stream = self.streams[name] = _Stream(self.present.metric(name))
+        self.counts.metrics.add(name)
+        return stream
 
     def _point(self, point: Point) -> None:
-        name = point.metric
-        seen = self.seen.get(name, 0)
-        self.seen[name] = seen + 1
-        self.counts.metrics.add(name)
-        if seen < self.present.metric(name):
+        # Once per point of a million: one dict lookup, then only attributes of the stream.
+        stream = self.streams.get(point.metric) or self._stream(point.metric)
+        if stream.skip:
+            stream.skip -= 1
             self.counts.points_present += 1
             return
-        self.counts.points += 1
         if self.backend is None:
+            self.counts.points += 1
             return
-        batch = self.pending.setdefault(name, [])
+        batch = stream.batch
         batch.append(point.data)
         self.pending_total += 1
         if len(batch) >= self.batch_size:
-            self._flush_metric(name)
+            self._flush_metric(point.metric)
         elif self.pending_total >= self.pending_limit:
             self.finish()
 
     def _flush_metric(self, name: str) -> None:
-        batch = self.pending.pop(name, None)
+        stream = self.streams[name]
+        batch, stream.batch = stream.batch, []
         if batch and self.backend is not None:
             self.pending_total -= len(batch)
+            self.counts.points += len(batch)
             self.backend.append_metric_batch(name, batch, None, None, None)
 
     def _log(self, line: LogLine) -> None:
@@ -274,8 +291,9 @@ class _Writer:
                                guess_content_type(item.filename))
 
     def finish(self) -> None:
-        for name in list(self.pending):
-            self._flush_metric(name)
+        for name, stream in self.streams.items():
+            if stream.batch:
+                self._flush_metric(name)
 
 
 def _params_to_write(backend: LocalBackend | None, paths: ExperimentPaths, run: SourceRun) -> dict[str, Any]:
@@ -298,9 +316,9 @@ def scan_run(kind: str, run: SourceRun, target: Target, batch_size: int) -> RunC
     _check_owner(kind, run, target)
     counts = RunCounts()
     paths = ExperimentPaths(target.dir)
-    counts.params = len(_params_to_write(None, paths, run))
     writer = _Writer(None, paths, batch_size, counts)
     _drain(run.records(), writer)
+    counts.params = len(_params_to_write(None, paths, run))
     return counts
 
 
@@ -319,12 +337,14 @@ def import_run(kind: str, run: SourceRun, target: Target, batch_size: int,
         backend.open(spec, touch=False)
         try:
             assert backend.paths is not None
+            writer = _Writer(backend, backend.paths, batch_size, counts)
+            _drain(run.records(), writer, on_record)
+            # After the records: a reader may learn the parameters on its way through them (TensorBoard's
+            # hparams are events), and a run killed before this line gets them on the next run.
             params = _params_to_write(backend, backend.paths, run)
             if params:
                 backend.set_params(params)
             counts.params = len(params)
-            writer = _Writer(backend, backend.paths, batch_size, counts)
-            _drain(run.records(), writer, on_record)
         finally:
             backend.close("COMPLETED")
     return counts

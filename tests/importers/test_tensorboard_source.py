@@ -109,9 +109,10 @@ def test_reads_runs_scalars_text_images_hparams(tmp_path: Path) -> None:
     assert image.data is not None and image.data.startswith(b"\x89PNG")
     assert a.metadata["tensorboard"]["skipped"] == {"histograms": 1}
 
-    assert hp.params() == {"lr": 0.125, "batch": 32.0, "opt": "adam", "nesterov": True}
+    assert hp.params() == {"lr": 0.125, "batch": 32.0, "opt": "adam", "nesterov": True}  # kept by records()
     assert a.params() == {}
     assert [p.metric for p in hp.records() if isinstance(p, Point)] == ["hparam/acc"]
+    assert _by_key(tmp_path / "logs")[hp.key].params() == hp.params()  # without records(): read for them
 
 
 def test_logdir_itself_is_a_run(tmp_path: Path) -> None:
