@@ -86,6 +86,7 @@ class _Progress:
             mode = "rich" if sys.stdout.isatty() else "plain"
         self.mode = mode
         self._live: Any = None
+        self._task: Any = None  # the running run's live line
 
     def __enter__(self) -> _Progress:
         if self.mode == "rich":
@@ -103,18 +104,20 @@ class _Progress:
     def run(self, display: str) -> Callable[[int], None]:
         if self._live is None:
             return lambda _n: None
-        task = self._live.add_task(f"{display}: reading", total=None)
+        task = self._task = self._live.add_task(f"{display}: reading", total=None)
 
         def update(records: int) -> None:
             self._live.update(task, description=f"{display}: {records:,} records read")
 
-        self._done_task = task
         return update
 
     def done(self, line: str) -> None:
+        """Print a line above the live one; the first after a run ends that run's live line."""
         if self._live is not None:
-            self._live.remove_task(self._done_task)
-            self._live.console.print(line, highlight=False)
+            if self._task is not None:
+                self._live.remove_task(self._task)
+                self._task = None
+            self._live.console.print(line, highlight=False, soft_wrap=True)  # paths stay whole
         elif self.mode != "none":
             print(line, flush=True)
 

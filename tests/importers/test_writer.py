@@ -51,7 +51,8 @@ def use_synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_import(source: Path, tree: Path, **settings: Any) -> int:
-    cfg = ImportConfig(kind="tensorboard", source=str(source), to=tree, progress="plain", **settings)
+    settings.setdefault("progress", "plain")
+    cfg = ImportConfig(kind="tensorboard", source=str(source), to=tree, **settings)
     return import_pipeline.run_import(cfg)
 
 
@@ -199,3 +200,14 @@ def test_points_held_for_writing_are_bounded_across_metrics(tmp_path: Path,
     assert run_import(source, tmp_path / "bounded", batch_size=10) == 0
     assert records_of(tmp_path / "bounded") == records_of(tmp_path / "whole")
     assert sum(batches) == 600 and max(batches) <= 10 and len(batches) > 200  # by 10s per metric: 60
+
+
+@pytest.mark.usefixtures("use_synthetic")
+def test_the_live_progress_display_reports_runs_and_their_problems(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    source = spec(tmp_path / "s.json", {"key": "a", "points": 30_000, "bad": [5, 9], "project": "p"},
+                  {"key": "b", "points": 10, "project": "p"})
+    assert run_import(source, tmp_path / "tree", progress="rich") == 0
+    out = capsys.readouterr().out
+    assert "⚠ p/a (run a): 30,000 points (1 metrics)" in out and "✓ p/b (run b)" in out
+    assert f"{source}: record 5: bad record (skipped)" in out and f"{source}: record 9: bad record (skipped)" in out
