@@ -128,8 +128,7 @@ def main() -> int:
             rows.append((name, args.scalars, made, native, reader, first, again, points))
             shutil.rmtree(tree)
     finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # the trees (and the sources unless --keep put them elsewhere)
     print(f"\n{'source':<12} {'scalars':>9} {'make s':>7} {'native s':>9} {'read s':>7} {'import s':>9} "
           f"{'import/s':>10} {'ratio':>6} {'again s':>8} {'RSS MB native/import':>21}")
     for name, n, made, native, reader, first, again, points in rows:

@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,10 @@ def _artifacts(client: Any, run_id: str, path: str | None = None) -> dict[str, b
         if info.is_dir:
             out |= _artifacts(client, run_id, info.path)
         else:
-            out[f"/artifacts/{info.path}"] = Path(client.download_artifacts(run_id, info.path)).read_bytes()
+            # Into a directory we remove: without dst_path MLflow leaves a mkdtemp() behind in /tmp.
+            with tempfile.TemporaryDirectory() as dst:
+                local = client.download_artifacts(run_id, info.path, dst)
+                out[f"/artifacts/{info.path}"] = Path(local).read_bytes()
     return out
 
 
