@@ -48,7 +48,8 @@ def _source_runs(cfg: ImportConfig) -> Iterator[SourceRun | Problem]:
     if not cfg.source:
         raise ConfigError(f"no {SOURCES[cfg.kind][1]} given", hint=f"ml-dash import {cfg.kind} SOURCE")
     reader, what, extra, library = SOURCES[cfg.kind]
-    require(library, extra, f"{what}s")  # before anything else: the one thing a new user may lack
+    plural = what[:-1] + "ies" if what.endswith("y") else what + "s"  # logdirs, stores, directories
+    require(library, extra, plural)  # before anything else: the one thing a new user may lack
     module = importlib.import_module(reader)
     source: Any = cfg.source if cfg.source.startswith("sqlite:") else Path(cfg.source).expanduser()
     if isinstance(source, Path) and not source.exists():

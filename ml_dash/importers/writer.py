@@ -119,17 +119,11 @@ class _Present:
     def __init__(self, backend: LocalBackend | None, paths: ExperimentPaths) -> None:
         self.backend = backend
         self.paths = paths
-        self._metrics: dict[str, int] = {}
         self._logs: int | None = None
         self._files: set[tuple[str, str, str]] | None = None
 
     def metric(self, name: str) -> int:
-        count = self._metrics.get(name)
-        if count is None:
-            count = self._metrics[name] = self._count_metric(name)
-        return count
-
-    def _count_metric(self, name: str) -> int:
+        """Points the tree holds of this metric (asked once per metric: the writer's _Stream keeps it)."""
         if self.backend is not None:
             return self.backend.metric_next_index(name)
         return _last_counter(self.paths.metric_dir(name) / "data.jsonl", "index")
